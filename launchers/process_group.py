@@ -1,0 +1,88 @@
+"""Spawning a server in its own process session and stopping the whole group.
+
+vLLM's engine and worker children survive a signal sent to the main PID alone, so every
+stop is SIGTERM to the process group, then SIGKILL to the group after a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import psutil
+
+
+def spawn(argv: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    """Start argv (a list, never a shell string) as the leader of a new session, output to log_path."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+            cwd=cwd,
+            start_new_session=True,
+        )
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
+    """Live (non-zombie) processes in the group."""
+    members = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(proc.pid) == pgid:
+                members.append(proc)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+async def terminate_group(pgid: int, grace_s: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
+    """SIGTERM the group, SIGKILL it after grace_s; return True if it had to be killed."""
+    _signal_group(pgid, signal.SIGTERM)
+    if await _wait_group_gone(pgid, grace_s, proc):
+        return False
+    _signal_group(pgid, signal.SIGKILL)
+    await _wait_group_gone(pgid, 10.0, proc)
+    return True
+
+
+def kill_group_now(pgid: int) -> None:
+    """Last resort when the event loop is already gone (interpreter exit)."""
+    _signal_group(pgid, signal.SIGKILL)
+
+
+async def _wait_group_gone(pgid: int, timeout_s: float, proc: subprocess.Popen[bytes] | None) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        if proc is not None:
+            proc.poll()  # reap our own child so it doesn't linger as a zombie
+        if not await asyncio.to_thread(group_members, pgid):
+            return True
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.1)
+
+
+def log_tail(log_path: Path, offset: int, lines: int = 20) -> str:
+    """The last lines written to log_path since offset (this run's output only)."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])

@@ -1,0 +1,226 @@
+"""The `llm-router` command: serve, check, keys, and local model server operations."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import os
+import socket
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from llm_router import environment
+from llm_router.config import ConfigError, GatewayConfig, default_config_path, load_config
+
+EXIT_CONFIG_ERROR = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in _COMMANDS and argv[0] not in ("-h", "--help")):
+        argv = ["serve", *argv]  # `llm-router [--port N ...]` means serve
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"llm-router: configuration has {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llm-router", description="OpenAI-compatible LLM gateway on the LiteLLM proxy.")
+    sub = parser.add_subparsers(dest="command")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", type=Path, default=default_config_path(), help="default: ./litellm_config.yaml")
+        return p
+
+    serve = with_config(sub.add_parser("serve", help="run the gateway (the default command)"))
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    with_config(sub.add_parser("check", help="validate the configuration without starting anything"))
+
+    keys = sub.add_parser("keys", help="manage team keys").add_subparsers(dest="keys_command", required=True)
+    add = with_config(keys.add_parser("add", help="create a key; it is printed once"))
+    add.add_argument("name")
+    add.add_argument("--team", required=True)
+    add.add_argument("--models", default="*", help="comma-separated model groups, or * (default)")
+    add.add_argument("--rpm", type=int, default=None, help="requests per minute (default: unlimited)")
+    with_config(keys.add_parser("list", help="list keys (never the keys themselves)"))
+    revoke = with_config(keys.add_parser("revoke", help="revoke a key by name"))
+    revoke.add_argument("name")
+
+    start = with_config(sub.add_parser("start", help="start a local model server and wait until it is ready"))
+    start.add_argument("model")
+    stop = with_config(sub.add_parser("stop", help="stop a local model server"))
+    stop.add_argument("model", nargs="?")
+    stop.add_argument("--all", action="store_true")
+    status = with_config(sub.add_parser("status", help="state of every local model server"))
+    status.add_argument("--json", action="store_true")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    master = os.environ.get(environment.MASTER_KEY_ENV)
+    if not master and not _is_loopback(args.host):
+        print(f"llm-router: refusing to bind {args.host} without a master key. Set {environment.MASTER_KEY_ENV}, "
+              "or bind 127.0.0.1.", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    if not master:
+        print(f"llm-router: no {environment.MASTER_KEY_ENV} set: the gateway is open to anyone on this machine "
+              "(loopback only).", file=sys.stderr)
+    os.environ["CONFIG_FILE_PATH"] = str(config.path)
+    environment.apply_defaults()
+    import uvicorn
+
+    print(f"llm-router: serving on http://{args.host}:{args.port}/v1 (config {config.path})", file=sys.stderr)
+    uvicorn.run(
+        "llm_router.app:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    print(f"{config.path}: OK ({len(config.groups)} model groups, {len(config.local_specs())} local launch specs)")
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from router_plugins.keys import KeyFileError, KeyStore
+
+    config = load_config(args.config)
+    if not config.settings.keys_file:
+        print(f"llm-router: {config.path}: llm_router.keys_file is not set; add e.g. `keys_file: keys.yaml`", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    store = KeyStore(config.resolve_path(config.settings.keys_file))
+    try:
+        if args.keys_command == "add":
+            models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+            unknown = [m for m in models if m != "*" and m not in config.groups]
+            if unknown:
+                print(f"llm-router: unknown model group(s) {unknown}; known: {list(config.groups)}", file=sys.stderr)
+                return EXIT_CONFIG_ERROR
+            key = store.add(args.name, args.team, models or ("*",), args.rpm)
+            print(key)
+            print(f"Key '{args.name}' for team '{args.team}' created. It is shown only this once; only its hash is stored.", file=sys.stderr)
+        elif args.keys_command == "list":
+            for k in store.all():
+                rpm = k.rpm if k.rpm is not None else "unlimited"
+                print(f"{k.name}\tteam={k.team}\tmodels={','.join(k.models)}\trpm={rpm}\t{'revoked' if k.revoked else 'active'}")
+        else:
+            store.revoke(args.name)
+            print(f"Key '{args.name}' revoked.")
+    except KeyFileError as exc:
+        print(f"llm-router: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _launcher(config: GatewayConfig):  # type: ignore[no-untyped-def]
+    from launchers.manager import Launcher
+    from launchers.server import RuntimePaths
+
+    s = config.settings
+    paths = RuntimePaths(config.resolve_path(s.state_dir), config.resolve_path(s.log_dir))
+    # Servers started from the command line outlive it: the gateway adopts them.
+    return Launcher(config.local_specs().values(), s.memory_budget, paths, stop_on_exit=False)
+
+
+def _server_names(config: GatewayConfig, model: str | None, every: bool) -> list[str]:
+    names = list(config.local_specs())
+    if every:
+        return names
+    if model not in names:
+        raise SystemExit(f"llm-router: no local model '{model}'; known: {names}")
+    return [model]
+
+
+def _start(args: argparse.Namespace) -> int:
+    from launchers.server import ServerUnavailable
+
+    config = load_config(args.config)
+    launcher = _launcher(config)
+    (name,) = _server_names(config, args.model, False)
+
+    async def run() -> int:
+        await _attach_all(launcher)
+        try:
+            await launcher.server(name).ensure_ready()
+        except ServerUnavailable as exc:
+            print(f"llm-router: {exc}", file=sys.stderr)
+            return 1
+        print(f"{name}: ready on port {launcher.server(name).spec.port}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _stop(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if not args.model and not args.all:
+        print("llm-router: name a model or pass --all", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    launcher = _launcher(config)
+    names = _server_names(config, args.model, args.all)
+
+    async def run() -> None:
+        await _attach_all(launcher)
+        for name in names:
+            server = launcher.server(name)
+            if server.is_ready:
+                await server.stop("stopped by an operator")
+                print(f"{name}: stopped")
+            else:
+                print(f"{name}: not running")
+
+    asyncio.run(run())
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    launcher = _launcher(config)
+    asyncio.run(_attach_all(launcher))
+    statuses = [asdict(s) for s in launcher.statuses()]
+    if args.json:
+        print(json.dumps({"servers": statuses}, indent=2))
+        return 0
+    print(f"{'MODEL':<22}{'STATE':<10}{'PID':>8}{'PORT':>7}{'UPTIME':>9}{'IDLE':>8}{'RSS GiB':>9}  LAST ERROR")
+    for s in statuses:
+        print(f"{s['name']:<22}{s['state']:<10}{s['pid'] or '-':>8}{s['port']:>7}{_secs(s['uptime_s']):>9}"
+              f"{_secs(s['idle_s']):>8}{s['rss_gib'] or '-':>9}  {s['last_error'] or ''}")
+    return 0
+
+
+async def _attach_all(launcher) -> None:  # type: ignore[no-untyped-def]
+    await asyncio.gather(*(server.attach() for server in launcher.servers.values()))
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}s"
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+    except (OSError, ValueError):
+        return False
+
+
+_COMMANDS = {"serve": _serve, "check": _check, "keys": _keys, "start": _start, "stop": _stop, "status": _status}
+
+if __name__ == "__main__":
+    sys.exit(main())

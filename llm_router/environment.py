@@ -1,0 +1,28 @@
+"""Process environment the gateway runs with, set before LiteLLM is imported."""
+
+from __future__ import annotations
+
+import os
+
+MASTER_KEY_ENV = "LLM_ROUTER_MASTER_KEY"
+
+DEFAULTS = {
+    # No network calls at import (the cost map) and no .env surprises from the working directory.
+    "LITELLM_OFFLINE_MODE": "true",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_MODE": "PRODUCTION",
+    "LITELLM_DONT_SHOW_FEEDBACK_BOX": "true",
+}
+
+
+def apply_defaults() -> None:
+    for name, value in DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    master = os.environ.get(MASTER_KEY_ENV)
+    if master:
+        # LiteLLM's own admin routes then need the same key as ours.
+        os.environ["LITELLM_MASTER_KEY"] = master
+    else:
+        # An open gateway is deliberate here: `serve` only allows it on loopback.
+        os.environ.pop("LITELLM_MASTER_KEY", None)
+        os.environ["LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY"] = "true"

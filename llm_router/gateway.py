@@ -1,0 +1,147 @@
+"""The gateway's runtime state in one worker process: config, router, keys, launcher.
+
+LiteLLM imports our hooks by name, so they reach this state through `current()`, which
+loads the config named by CONFIG_FILE_PATH once per process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from launchers.manager import Launcher
+from launchers.server import RuntimePaths, ServerState
+from llm_router.environment import MASTER_KEY_ENV
+from llm_router.config import Deployment, GatewayConfig, load_config
+from router_plugins.keys import KeyStore, RateLimiter, TeamKey
+from router_plugins.routing import FORBIDDEN, Availability, ContentRouter
+
+_ATTEMPT_MEMORY = 10_000
+
+
+@dataclass(frozen=True)
+class Attempt:
+    group: str
+    why: str
+    unavailable: bool
+    """True when the backend couldn't take the request (no key, not started, rate limited)."""
+
+
+@dataclass(frozen=True)
+class BackendHealth:
+    healthy: bool
+    state: str
+    detail: str
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig):
+        self.config = config
+        self.router = ContentRouter(config)
+        s = config.settings
+        self.keys = KeyStore(config.resolve_path(s.keys_file)) if s.keys_file else None
+        self.rate_limiter = RateLimiter()
+        self.paths = RuntimePaths(config.resolve_path(s.state_dir), config.resolve_path(s.log_dir))
+        self.launcher = Launcher(config.local_specs().values(), s.memory_budget, self.paths)
+        self._attempts: OrderedDict[str, list[Attempt]] = OrderedDict()
+        self._attempts_lock = threading.Lock()
+
+    @property
+    def master_key(self) -> str | None:
+        return os.environ.get(MASTER_KEY_ENV) or None
+
+    # ---- routing availability -------------------------------------------------------------
+
+    def unavailable_reason(self, group: str) -> str | None:
+        """Why no deployment of `group` can serve on this machine right now, found without a network call."""
+        reasons = [self._deployment_problem(d) for d in self.config.deployments_of(group)]
+        if not reasons:
+            return "no such model group"
+        if any(r is None for r in reasons):
+            return None
+        return "; ".join(dict.fromkeys(r for r in reasons if r))
+
+    def availability_for(self, key: TeamKey | None) -> Availability:
+        def available(group: str) -> str | None:
+            if key is not None and not key.allows(group):
+                return FORBIDDEN
+            return self.unavailable_reason(group)
+
+        return available
+
+    def _deployment_problem(self, d: Deployment) -> str | None:
+        if d.launch_spec is None:
+            missing = d.missing_key()
+            return f"{missing} is not set" if missing else None
+        spec = d.launch_spec
+        if not spec.auto_start and not self.launcher.server(spec.name).is_ready:
+            return "auto_start is false and the server is not running"
+        problems = spec.missing_requirements()
+        over_budget = self.launcher.fits_budget(spec)
+        if over_budget:
+            problems.append(f"memory budget: {over_budget}")
+        return "; ".join(problems) or None
+
+    # ---- health ---------------------------------------------------------------------------
+
+    def health(self) -> dict[str, BackendHealth]:
+        out: dict[str, BackendHealth] = {}
+        for group in self.config.groups:
+            out[group] = self._group_health(self.config.deployments_of(group))
+        return out
+
+    def _group_health(self, deployments: tuple[Deployment, ...]) -> BackendHealth:
+        d = deployments[0]
+        if d.launch_spec is None:
+            missing = d.missing_key()
+            if missing:
+                return BackendHealth(False, "unconfigured", f"{missing} is not set")
+            return BackendHealth(True, "configured", f"{d.provider} key present; not probed (no completions are sent)")
+        server = self.launcher.server(d.launch_spec.name)
+        problem = self._deployment_problem(d)
+        if server.state is ServerState.READY:
+            return BackendHealth(True, "ready", f"port {d.launch_spec.port}")
+        if problem:
+            return BackendHealth(False, "unavailable", problem)
+        detail = server.last_error if server.state is ServerState.FAILED else "starts on demand"
+        return BackendHealth(server.state is not ServerState.FAILED, server.state.value, detail or "")
+
+    # ---- attempts of one request, for the final error -------------------------------------
+
+    def record_attempt(self, request_id: str, group: str, why: str, unavailable: bool) -> None:
+        attempt = Attempt(group, why, unavailable)
+        with self._attempts_lock:
+            attempts = self._attempts.setdefault(request_id, [])
+            if not attempts or attempts[-1] != attempt:
+                attempts.append(attempt)
+            self._attempts.move_to_end(request_id)
+            while len(self._attempts) > _ATTEMPT_MEMORY:
+                self._attempts.popitem(last=False)
+
+    def pop_attempts(self, request_id: str) -> list[Attempt]:
+        with self._attempts_lock:
+            return self._attempts.pop(request_id, [])
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in logs or responses."""
+        names = {MASTER_KEY_ENV, "LITELLM_MASTER_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"}
+        names |= {d.key_env for d in self.config.deployments if d.key_env}
+        return [v for v in (os.environ.get(n) for n in names) if v and len(v) >= 6]
+
+
+_current: Gateway | None = None
+_current_lock = threading.Lock()
+
+
+def current() -> Gateway:
+    global _current
+    if _current is None:
+        with _current_lock:
+            if _current is None:
+                path = os.environ.get("CONFIG_FILE_PATH") or "litellm_config.yaml"
+                _current = Gateway(load_config(Path(path)))
+    return _current
+

@@ -1,0 +1,38 @@
+"""Gateway logging: stderr and logs/router.log, with secrets masked on every record."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from router_plugins.redaction import RedactingFilter
+
+_LOGGERS = ("llm_router", "LiteLLM", "LiteLLM Proxy", "LiteLLM Router", "uvicorn", "uvicorn.error", "uvicorn.access")
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure(log_dir: Path) -> None:
+    """Idempotent: uvicorn workers each import the app and call this once."""
+    root = logging.getLogger("llm_router")
+    if getattr(root, "_llm_router_configured", False):
+        return
+    from llm_router.gateway import current
+
+    log_dir.mkdir(parents=True, exist_ok=True)
+    redacting = RedactingFilter(lambda: current().secrets())
+    handlers: list[logging.Handler] = [logging.StreamHandler(), logging.FileHandler(log_dir / "router.log")]
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(_FORMAT))
+        handler.addFilter(redacting)
+    level = os.environ.get("LLM_ROUTER_LOG_LEVEL", "INFO").upper()
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        for handler in handlers:
+            logger.addHandler(handler)
+        logger.propagate = False
+        # LiteLLM's INFO lines are per-request chatter; keep them unless debugging.
+        logger.setLevel("WARNING" if name.startswith("LiteLLM") and level != "DEBUG" else level)
+    root._llm_router_configured = True  # type: ignore[attr-defined]

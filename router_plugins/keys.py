@@ -1,0 +1,156 @@
+"""Team keys in a YAML file, stored only as SHA-256 hashes.
+
+The gateway rereads the file when it changes, so `llm-router keys add/revoke` takes effect
+on a running gateway without a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+KEY_PREFIX = "sk-llmr-"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class TeamKey:
+    name: str
+    team: str
+    sha256: str
+    models: tuple[str, ...] = ("*",)
+    rpm: int | None = None
+    revoked: bool = False
+
+    def allows(self, group: str) -> bool:
+        return "*" in self.models or group in self.models
+
+
+class KeyFileError(Exception):
+    pass
+
+
+@dataclass
+class KeyStore:
+    path: Path
+    _keys: dict[str, TeamKey] = field(default_factory=dict)
+    _mtime: float | None = None
+    _checked_at: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def lookup(self, key: str) -> TeamKey | None:
+        return self.by_digest(hash_key(key))
+
+    def by_digest(self, digest: str) -> TeamKey | None:
+        self._reload_if_changed()
+        return self._keys.get(digest)
+
+    def all(self) -> list[TeamKey]:
+        self._reload_if_changed(force=True)
+        return sorted(self._keys.values(), key=lambda k: k.name)
+
+    def add(self, name: str, team: str, models: tuple[str, ...] = ("*",), rpm: int | None = None) -> str:
+        """Create a key and return it; only its hash is stored."""
+        with self._lock:
+            entries = self._read()
+            if any(e["name"] == name and not e.get("revoked") for e in entries):
+                raise KeyFileError(f"a key named '{name}' already exists; revoke it first or pick another name")
+            key = KEY_PREFIX + secrets.token_urlsafe(32)
+            entry: dict[str, object] = {"name": name, "team": team, "sha256": hash_key(key), "models": list(models)}
+            if rpm is not None:
+                entry["rpm"] = rpm
+            entries = [e for e in entries if e["name"] != name] + [entry]
+            self._write(entries)
+            return key
+
+    def revoke(self, name: str) -> None:
+        with self._lock:
+            entries = self._read()
+            matching = [e for e in entries if e["name"] == name and not e.get("revoked")]
+            if not matching:
+                raise KeyFileError(f"no active key named '{name}'")
+            for e in matching:
+                e["revoked"] = True
+            self._write(entries)
+
+    def _reload_if_changed(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked_at < 1.0:
+            return
+        self._checked_at = now
+        try:
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            self._keys, self._mtime = {}, None
+            return
+        if mtime != self._mtime:
+            self._keys = {k.sha256: k for k in (_to_key(e) for e in self._read())}
+            self._mtime = mtime
+
+    def _read(self) -> list[dict]:
+        try:
+            raw = yaml.safe_load(self.path.read_text()) or {}
+        except FileNotFoundError:
+            return []
+        except yaml.YAMLError as exc:
+            raise KeyFileError(f"{self.path}: not valid YAML: {exc}")
+        entries = raw.get("keys", []) if isinstance(raw, dict) else None
+        if not isinstance(entries, list) or not all(isinstance(e, dict) and "name" in e and "sha256" in e for e in entries):
+            raise KeyFileError(f"{self.path}: `keys` must be a list of entries with name and sha256; recreate it with `llm-router keys add`")
+        return entries
+
+    def _write(self, entries: list[dict]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("# Managed by `llm-router keys`. Only SHA-256 hashes of keys are stored.\n"
+                       + yaml.safe_dump({"keys": entries}, sort_keys=False))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.path)
+        self._checked_at = 0.0
+
+
+def _to_key(entry: dict) -> TeamKey:
+    models = entry.get("models", ["*"])
+    return TeamKey(
+        name=str(entry["name"]),
+        team=str(entry.get("team", "")),
+        sha256=str(entry["sha256"]),
+        models=tuple(models) if isinstance(models, list) else (str(models),),
+        rpm=entry.get("rpm"),
+        revoked=bool(entry.get("revoked", False)),
+    )
+
+
+def same_secret(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+class RateLimiter:
+    """Requests per minute per key, a sliding window kept in this process."""
+
+    def __init__(self) -> None:
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key_name: str, rpm: int) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits.setdefault(key_name, deque())
+            while hits and now - hits[0] >= 60.0:
+                hits.popleft()
+            if len(hits) >= rpm:
+                return False
+            hits.append(now)
+            return True

@@ -1,0 +1,386 @@
+"""Fake OpenAI + Anthropic upstream that speaks both providers' real wire formats.
+
+Behaviour is picked from the requested upstream model name, so one server serves
+many scenarios at once (``fake-status-500``, ``claude-slow-0.5``, ``gpt-hang`` ...);
+``FakeCloud.set_mode`` overrides it for one model name (for flapping upstreams).
+
+    with FakeCloud() as cloud:
+        httpx.post(f"{cloud.url}/v1/chat/completions", json={...})
+        assert cloud.requests[-1].model == "fake-gpt"
+
+Also runnable: ``python tests/fakes/cloud.py --port 8999`` serves until interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+try:
+    from . import _common as wire
+except ImportError:  # run as a script
+    import _common as wire  # type: ignore[no-redef]
+
+JSON = dict[str, Any]
+Provider = Literal["openai", "anthropic"]
+
+OPENAI_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
+ANTHROPIC_PATHS = frozenset({"/v1/messages", "/messages"})
+MODEL_PATHS = frozenset({"/v1/models", "/models"})
+LISTED_MODELS = ["fake-gpt", "fake-claude"]
+
+
+# ------------------------------------------------------------------------ behaviour
+
+Kind = Literal["ok", "status", "stream-break-before", "stream-break-after", "hang"]
+
+# Tokens must stand alone in the name ("fake-hang", not "shanghai").
+_STATUS_RE = re.compile(r"(?<![a-z0-9])status-(\d{3})(?!\d)")
+_SLOW_RE = re.compile(r"(?<![a-z0-9])slow-(\d+(?:\.\d+)?)")
+_HANG_RE = re.compile(r"(?<![a-z0-9])hang(?![a-z0-9])")
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    kind: Kind = "ok"
+    status: int = 200
+    delay: float = 0.0  # from "slow-S"; applied before whatever `kind` does
+
+
+def parse_behaviour(spec: str) -> Behaviour:
+    """Behaviour for a model name or a set_mode value. Unknown names are "ok"."""
+    spec = spec.lower()
+    slow = _SLOW_RE.search(spec)
+    delay = float(slow.group(1)) if slow else 0.0
+    status = _STATUS_RE.search(spec)
+    if status and int(status.group(1)) >= 300:
+        return Behaviour("status", int(status.group(1)), delay)
+    if "stream-break-before" in spec:
+        return Behaviour("stream-break-before", delay=delay)
+    if "stream-break-after" in spec:
+        return Behaviour("stream-break-after", delay=delay)
+    if _HANG_RE.search(spec):
+        return Behaviour("hang", delay=delay)
+    return Behaviour("ok", delay=delay)
+
+
+# ------------------------------------------------------------------------- recording
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    path: str
+    model: str
+    stream: bool
+    headers: dict[str, str]  # keys lower-cased
+    body: JSON = field(repr=False)
+
+    @property
+    def api_key(self) -> str | None:
+        """The key from `x-api-key` or a `Bearer` Authorization header, if any."""
+        if "x-api-key" in self.headers:
+            return self.headers["x-api-key"]
+        auth = self.headers.get("authorization", "")
+        return auth.removeprefix("Bearer ").strip() or None
+
+
+# ---------------------------------------------------------------------- error bodies
+
+_ANTHROPIC_ERRORS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_error(status: int, message: str | None = None) -> JSON:
+    error_type = _ANTHROPIC_ERRORS.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    return {
+        "type": "error",
+        "error": {"type": error_type, "message": message or f"Simulated upstream error (HTTP {status})."},
+    }
+
+
+def provider_error(provider: Provider, status: int, message: str | None = None) -> JSON:
+    return anthropic_error(status, message) if provider == "anthropic" else wire.openai_error(status, message)
+
+
+# --------------------------------------------------------------------- Anthropic format
+
+
+def anthropic_message(model: str, text: str, input_tokens: int) -> JSON:
+    return {
+        "id": wire.new_id("msg_"),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": input_tokens, "output_tokens": wire.count_tokens(text)},
+    }
+
+
+def anthropic_events(model: str, text: str, input_tokens: int) -> list[tuple[str, JSON]]:
+    start = anthropic_message(model, "", input_tokens)
+    start.update(content=[], stop_reason=None)
+    start["usage"]["output_tokens"] = 1
+    events: list[tuple[str, JSON]] = [
+        ("message_start", {"type": "message_start", "message": start}),
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ("ping", {"type": "ping"}),
+    ]
+    events += [
+        ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}})
+        for piece in wire.split_text(text)
+    ]
+    events += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": wire.count_tokens(text)},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return events
+
+
+# ----------------------------------------------------------------------------- server
+
+
+class _CloudServer(wire.FakeHTTPServer):
+    cloud: FakeCloud
+
+
+class _CloudHandler(wire.FakeHandler):
+    server: _CloudServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.cloud._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.cloud._track(self.connection, add=False)
+
+    def do_GET(self) -> None:
+        if self.route in MODEL_PATHS:
+            self.send_json(200, wire.openai_model_list(LISTED_MODELS, "fake-cloud"))
+        elif self.route in ("/", "/health"):
+            self.send_empty(200)
+        else:
+            self.send_json(404, wire.openai_error(404, f"Unknown path {self.route}"))
+
+    def do_POST(self) -> None:
+        provider: Provider
+        if self.route in OPENAI_PATHS:
+            provider = "openai"
+        elif self.route in ANTHROPIC_PATHS:
+            provider = "anthropic"
+        else:
+            self.read_body()
+            self.send_json(404, wire.openai_error(404, f"Unknown path {self.route}"))
+            return
+        body = self.read_json()
+        if body is None:
+            self.send_json(400, provider_error(provider, 400, "Request body must be a JSON object."))
+            return
+
+        cloud = self.server.cloud
+        model = str(body.get("model", ""))
+        stream = bool(body.get("stream"))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        cloud._record(RecordedRequest(self.route, model, stream, headers, body))
+        behaviour = cloud.behaviour_for(model)
+
+        if behaviour.delay and cloud._stopping.wait(behaviour.delay):
+            self.abort()
+            return
+        if behaviour.kind == "hang":
+            cloud._stopping.wait()
+            self.abort()
+            return
+        if behaviour.kind == "status":
+            self._send_error(provider, behaviour.status)
+            return
+        if behaviour.kind == "stream-break-before":
+            if stream:
+                self.start_stream()
+                self.abort()
+            else:
+                self._send_error(provider, 500)
+            return
+
+        break_after = behaviour.kind == "stream-break-after"
+        if provider == "openai":
+            content = f"openai:{model} says: {wire.last_user_text(body.get('messages'))}"
+            self.send_openai_chat(model, content, body, break_after_first=break_after)
+        else:
+            self._send_anthropic(model, body, break_after=break_after)
+
+    def _send_error(self, provider: Provider, status: int) -> None:
+        headers = {"request-id" if provider == "anthropic" else "x-request-id": wire.new_id("req_")}
+        if status == 429:
+            headers["retry-after"] = "0"
+        self.send_json(status, provider_error(provider, status), headers)
+
+    def _send_anthropic(self, model: str, body: JSON, *, break_after: bool) -> None:
+        text = f"anthropic:{model} says: {wire.last_user_text(body.get('messages'))}"
+        input_tokens = wire.prompt_tokens(body.get("messages"), body.get("system"))
+        headers = {"request-id": wire.new_id("req_")}
+        if not body.get("stream"):
+            self.send_json(200, anthropic_message(model, text, input_tokens), headers)
+            return
+        self.start_stream(headers)
+        for name, event in anthropic_events(model, text, input_tokens):
+            self.send_sse(event, event=name)
+            if break_after and name == "content_block_delta":
+                self.abort()
+                return
+        self.end_stream()
+
+
+class FakeCloud:
+    """Fake OpenAI + Anthropic upstream on 127.0.0.1, served from a daemon thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.requests: list[RecordedRequest] = []
+        self._port = port
+        self._lock = threading.Lock()
+        self._modes: dict[str, Behaviour] = {}
+        self._connections: set[socket.socket] = set()
+        self._stopping = threading.Event()
+        self._server: _CloudServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle -----------------------------------------------------------------
+
+    def start(self) -> FakeCloud:
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        server = _CloudServer((self.host, self._port), _CloudHandler)
+        server.cloud = self
+        self._server = server
+        self._port = server.server_address[1]
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fake-cloud-{self._port}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and drop open connections (including hung and slow requests)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:  # idle keep-alive connections would otherwise keep answering
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def serve_forever(self) -> None:
+        """Start and block until interrupted (script mode)."""
+        self.start()
+        try:
+            while True:
+                time.sleep(3600)
+        finally:
+            self.stop()
+
+    def __enter__(self) -> FakeCloud:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self._port}"
+
+    # scenario control --------------------------------------------------------------
+
+    def set_mode(self, model: str, mode: str) -> None:
+        """Override the behaviour for requests naming `model` ("ok", "status-503", "slow-2", "hang", ...)."""
+        behaviour = parse_behaviour(mode)
+        if behaviour == Behaviour() and mode.lower() not in ("ok", "normal"):
+            raise ValueError(f"unknown fake-cloud mode {mode!r}")
+        with self._lock:
+            self._modes[model] = behaviour
+
+    def clear_modes(self) -> None:
+        with self._lock:
+            self._modes.clear()
+
+    def behaviour_for(self, model: str) -> Behaviour:
+        with self._lock:
+            override = self._modes.get(model)
+        return override if override is not None else parse_behaviour(model)
+
+    # recording -------------------------------------------------------------------
+
+    def requests_for(self, model: str) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.model == model]
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _track(self, connection: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Fake OpenAI + Anthropic upstream.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    cloud = FakeCloud(args.host, args.port).start()
+    print(f"INFO fake cloud listening on {cloud.url}", flush=True)
+    try:
+        cloud.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
