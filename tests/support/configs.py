@@ -1,0 +1,75 @@
+"""Test configurations: the gateway's YAML, pointing at fakes on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from textwrap import dedent
+
+from tests.support.gateway import closed_port, fake_server_spec, free_port
+
+
+def core_config(tmp: Path, cloud_url: str, *, keys_file: bool = False, extra_llm_router: str = "") -> Path:
+    """Cloud groups on the fake cloud, two local groups run by the fake model server, and failing groups."""
+    text_port, vision_port = free_port(), free_port()
+    (tmp / "models").mkdir(exist_ok=True)
+    (tmp / "models" / "local-text.yaml").write_text(fake_server_spec(text_port, "fake-text", startup_timeout_s=30, idle_ttl_s=0))
+    (tmp / "models" / "local-vision.yaml").write_text(fake_server_spec(vision_port, "fake-vision", startup_timeout_s=30, idle_ttl_s=0))
+    down = closed_port()
+    config = dedent(f"""
+        model_list:
+          - model_name: gpt-4o
+            litellm_params: {{model: openai/gpt-4o, api_base: "{cloud_url}/v1", api_key: os.environ/OPENAI_API_KEY}}
+          - model_name: claude-sonnet
+            litellm_params: {{model: anthropic/claude-sonnet-4-5, api_base: "{cloud_url}", api_key: os.environ/ANTHROPIC_API_KEY}}
+          - model_name: local-text
+            litellm_params: {{model: hosted_vllm/fake-text, api_base: "http://127.0.0.1:{text_port}/v1", api_key: none}}
+            model_info: {{launcher: models/local-text.yaml, max_input_tokens: 300}}
+          - model_name: local-vision
+            litellm_params: {{model: hosted_vllm/fake-vision, api_base: "http://127.0.0.1:{vision_port}/v1", api_key: none}}
+            model_info: {{launcher: models/local-vision.yaml, supports_vision: true}}
+          - model_name: flaky-500
+            litellm_params: {{model: openai/fake-status-500, api_base: "{cloud_url}/v1", api_key: os.environ/OPENAI_API_KEY}}
+          - model_name: flaky-429
+            litellm_params: {{model: openai/fake-status-429, api_base: "{cloud_url}/v1", api_key: os.environ/OPENAI_API_KEY}}
+          - model_name: slow
+            litellm_params: {{model: openai/fake-slow-10, api_base: "{cloud_url}/v1", api_key: os.environ/OPENAI_API_KEY, timeout: 1}}
+          - model_name: down
+            litellm_params: {{model: openai/fake-down, api_base: "http://127.0.0.1:{down}/v1", api_key: os.environ/OPENAI_API_KEY}}
+          - model_name: stream-break
+            litellm_params: {{model: openai/fake-stream-break-before, api_base: "{cloud_url}/v1", api_key: os.environ/OPENAI_API_KEY}}
+          - model_name: anthropic-500
+            litellm_params: {{model: anthropic/claude-status-503, api_base: "{cloud_url}", api_key: os.environ/ANTHROPIC_API_KEY}}
+          - model_name: no-key
+            litellm_params: {{model: openai/gpt-4o-nokey, api_base: "{cloud_url}/v1", api_key: os.environ/LLM_ROUTER_TEST_UNSET_KEY}}
+        router_settings:
+          model_group_alias: {{gpt-4: gpt-4o}}
+          fallbacks:
+            - flaky-500: [gpt-4o]
+            - flaky-429: [gpt-4o]
+            - slow: [gpt-4o]
+            - down: [gpt-4o]
+            - stream-break: [gpt-4o]
+            - anthropic-500: [flaky-500]
+            - no-key: [gpt-4o]
+            - local-text: [claude-sonnet]
+          num_retries: 0
+        routing:
+          trigger_models: [auto]
+          vision: [local-vision]
+          complex: [claude-sonnet]
+          default: [local-text]
+          complexity: {{max_chars: 2000}}
+        llm_router:
+          state_dir: run
+          log_dir: logs
+          {"keys_file: keys.yaml" if keys_file else ""}
+          {extra_llm_router}
+        litellm_settings:
+          callbacks: [router_plugins.hooks.router_hooks]
+        general_settings:
+          custom_auth: router_plugins.auth.authenticate
+          max_request_size_mb: 1
+    """)
+    path = tmp / "litellm_config.yaml"
+    path.write_text(config)
+    return path

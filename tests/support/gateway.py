@@ -1,0 +1,103 @@
+"""Running the real `llm-router serve` as a subprocess on loopback, for tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openai
+
+REPO = Path(__file__).resolve().parents[2]
+FAKE_MODEL_SERVER = REPO / "tests" / "fakes" / "model_server.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def closed_port() -> int:
+    """A port nothing listens on (connection refused)."""
+    return free_port()
+
+
+def fake_server_spec(port: int, served_name: str, *flags: str, **keys: object) -> str:
+    """A launch spec (YAML) running tests/fakes/model_server.py as an OpenAI-compatible server."""
+    command = [sys.executable, str(FAKE_MODEL_SERVER), "--port", "{port}", "--served-model-name", served_name, *flags]
+    lines = ["engine: command", f"served_model_name: {served_name}", f"port: {port}", f"command: {command!r}"]
+    lines += [f"{k}: {v!r}" if isinstance(v, str) else f"{k}: {v}" for k, v in keys.items()]
+    return "\n".join(lines) + "\n"
+
+
+class Gateway:
+    def __init__(self, config: Path, env: dict[str, str] | None = None, workers: int = 1):
+        self.config = config
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = config.parent / "gateway.out"
+        self._env = {**os.environ, "LLM_ROUTER_LOG_LEVEL": "INFO", **(env or {})}
+        for name in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "LLM_ROUTER_MASTER_KEY"):
+            if env is None or name not in env:
+                self._env.pop(name, None)
+        self._workers = workers
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90.0) -> Gateway:
+        argv = [sys.executable, "-m", "llm_router.cli", "serve", "--config", str(self.config), "--port", str(self.port)]
+        if self._workers > 1:
+            argv += ["--workers", str(self._workers)]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(argv, env=self._env, cwd=self.config.parent, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/health/liveliness", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"gateway not ready after {timeout}s:\n{self.log_text()[-3000:]}")
+
+    def client(self, api_key: str = "unused", **kw: object) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0, timeout=kw.pop("timeout", 60), **kw)  # type: ignore[arg-type]
+
+    def post(self, path: str, body: object = None, *, content: bytes | None = None, key: str | None = None, timeout: float = 60) -> httpx.Response:
+        headers = {"content-type": "application/json"}
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        if content is not None:
+            return httpx.post(self.url + path, content=content, headers=headers, timeout=timeout)
+        return httpx.post(self.url + path, json=body, headers=headers, timeout=timeout)
+
+    def get(self, path: str, key: str | None = None) -> httpx.Response:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        return httpx.get(self.url + path, headers=headers, timeout=30)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 40.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait(10)
+
+    def __enter__(self) -> Gateway:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,23 @@
+"""Finding processes our tests started, to prove nothing is left running."""
+
+from __future__ import annotations
+
+import psutil
+
+from tests.support.gateway import FAKE_MODEL_SERVER
+
+
+def model_server_processes(marker: str = str(FAKE_MODEL_SERVER)) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and marker in " ".join(proc.info["cmdline"] or []):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def count_spawned(marker: str, served_name: str) -> int:
+    """How many server processes for `served_name` exist right now."""
+    return sum(1 for p in model_server_processes(marker) if served_name in " ".join(p.cmdline()))
