@@ -31,8 +31,12 @@ def log(line: str, *, err: bool = False) -> None:
     print(line, file=sys.stderr if err else sys.stdout, flush=True)
 
 
-class _Terminated(Exception):
-    """Raised in the main thread by the SIGTERM handler to unwind serve_forever."""
+class _Terminated(BaseException):
+    """Raised in the main thread by the SIGTERM handler to unwind serve_forever.
+
+    A BaseException because socketserver swallows `Exception`s raised while it
+    dispatches a request, which would turn a SIGTERM into a logged traceback.
+    """
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:

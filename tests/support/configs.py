@@ -39,6 +39,8 @@ def core_config(tmp: Path, cloud_url: str, *, keys_file: bool = False, extra_llm
             litellm_params: {{model: openai/fake-stream-break-before, api_base: "{cloud_url}/v1", api_key: os.environ/OPENAI_API_KEY}}
           - model_name: anthropic-500
             litellm_params: {{model: anthropic/claude-status-503, api_base: "{cloud_url}", api_key: os.environ/ANTHROPIC_API_KEY}}
+          - model_name: dead-end
+            litellm_params: {{model: openai/fake-status-502, api_base: "{cloud_url}/v1", api_key: os.environ/OPENAI_API_KEY}}
           - model_name: no-key
             litellm_params: {{model: openai/gpt-4o-nokey, api_base: "{cloud_url}/v1", api_key: os.environ/LLM_ROUTER_TEST_UNSET_KEY}}
         router_settings:
@@ -49,7 +51,7 @@ def core_config(tmp: Path, cloud_url: str, *, keys_file: bool = False, extra_llm
             - slow: [gpt-4o]
             - down: [gpt-4o]
             - stream-break: [gpt-4o]
-            - anthropic-500: [flaky-500]
+            - anthropic-500: [dead-end]
             - no-key: [gpt-4o]
             - local-text: [claude-sonnet]
           num_retries: 0
