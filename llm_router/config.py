@@ -163,6 +163,12 @@ class GatewayConfig:
         windows = [d.max_input_tokens for d in self.deployments_of(group) if d.max_input_tokens]
         return min(windows) if windows else None
 
+    @property
+    def max_request_bytes(self) -> int:
+        """general_settings.max_request_size_mb (LiteLLM's key), enforced by our app; default 20 MB."""
+        mb = (self.raw.get("general_settings") or {}).get("max_request_size_mb") or 20
+        return int(float(mb) * 2**20)
+
     def local_specs(self) -> dict[str, LaunchSpec]:
         return {d.launch_spec.name: d.launch_spec for d in self.deployments if d.launch_spec}
 

@@ -17,6 +17,7 @@ from llm_router.gateway import Gateway, current
 from router_plugins.keys import TeamKey, same_secret
 from router_plugins.redaction import redact
 from router_plugins.routing import NoAllowedGroup
+from router_plugins.validation import InvalidRequest, parse_chat_body
 
 PATHS = frozenset({"/health", "/v1/health", "/v1/router/explain", "/v1/router/servers"})
 PATH_PREFIXES = ("/v1/router/servers/",)
@@ -106,11 +107,6 @@ def build_app() -> FastAPI:
 
 async def _json_body(request: Request) -> dict[str, Any] | JSONResponse:
     try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError) as exc:
-        return openai_error(400, f"Request body is not valid JSON: {exc}", "invalid_request_error", "request_body")
-    if not isinstance(body, dict):
-        return openai_error(400, "Request body must be a JSON object.", "invalid_request_error", "request_body")
-    if not isinstance(body.get("messages"), list) or not body["messages"]:
-        return openai_error(400, "'messages' must be a non-empty list.", "invalid_request_error", "messages")
-    return body
+        return parse_chat_body(await request.body())
+    except InvalidRequest as exc:
+        return openai_error(exc.status, exc.message, "invalid_request_error", exc.param)
