@@ -159,6 +159,9 @@ class GatewayConfig:
         walk(group)
         return tuple(chain)
 
+    def supports_vision(self, group: str) -> bool:
+        return any(d.supports_vision for d in self.deployments_of(group))
+
     def context_window(self, group: str) -> int | None:
         windows = [d.max_input_tokens for d in self.deployments_of(group) if d.max_input_tokens]
         return min(windows) if windows else None

@@ -51,7 +51,13 @@ class KeyStore:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def lookup(self, key: str) -> TeamKey | None:
-        return self.by_digest(hash_key(key))
+        digest = hash_key(key)
+        found = self.by_digest(digest)
+        if found is None:
+            # A key added a moment ago must work at once: recheck the file on a miss.
+            self._reload_if_changed(force=True)
+            found = self._keys.get(digest)
+        return found
 
     def by_digest(self, digest: str) -> TeamKey | None:
         self._reload_if_changed()

@@ -124,11 +124,13 @@ class ContentRouter:
         return first, tuple(skipped)
 
     def _preferences(self, reason: Reason) -> tuple[str, ...]:
+        """The reason's own groups first, then the other text groups (vision-capable ones for images)."""
         rules = self._rules
-        by_reason = {"vision": rules.vision, "context": rules.complex, "complex": rules.complex, "default": rules.default}
-        # A text request may still be served by the default groups when no complex one can.
-        extra = () if reason in ("vision", "default") else rules.default
-        return tuple(dict.fromkeys((*by_reason[reason], *extra)))
+        own = {"vision": rules.vision, "context": rules.complex, "complex": rules.complex, "default": rules.default}[reason]
+        others = (*rules.default, *rules.complex) if reason != "default" else rules.complex
+        if reason == "vision":
+            others = tuple(g for g in others if self._config.supports_vision(g))
+        return tuple(dict.fromkeys((*own, *others)))
 
     def _count_model(self) -> str:
         deployments = self._config.deployments_of(self._rules.default[0])
