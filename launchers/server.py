@@ -271,11 +271,13 @@ class ModelServer:
                 await self._kill_spawned()
                 self._record_failure(exc.why)
                 self._transition(ServerState.FAILED, exc.why)
+                self._forget_process()
                 raise ServerUnavailable(self.name, exc.why, exc.log_tail) from None
             except asyncio.CancelledError:
                 await self._kill_spawned()
                 self._transition(ServerState.STOPPING, "start cancelled")
                 self._transition(ServerState.STOPPED)
+                self._forget_process()
                 raise
 
     def _spawn(self) -> None:
@@ -349,7 +351,7 @@ class ModelServer:
         recorded = self._read_state_file()
         pid = recorded.get("pid")
         if isinstance(pid, int) and psutil.pid_exists(pid):
-            self._pid, self._pgid = pid, recorded.get("pgid", pid)
+            self._pid, self._pgid = pid, recorded.get("pgid") or pid
         else:
             self._pid = self._pgid = None
         self._proc, self.owned = None, False
@@ -384,6 +386,7 @@ class ModelServer:
             self._leases.clear()
             await self._kill_spawned()
             self._transition(ServerState.FAILED, why)
+            self._forget_process()
 
     def _record_failure(self, why: str) -> None:
         self.last_error = why
@@ -397,14 +400,13 @@ class ModelServer:
             killed = await process_group.terminate_group(self._pgid, STOP_GRACE_S, self._proc)
             if killed:
                 log.warning("%s: did not stop within %.0fs of SIGTERM; killed", self.name, STOP_GRACE_S)
-        self._forget_process()
         self._transition(ServerState.STOPPED)
+        self._forget_process()
 
     async def _kill_spawned(self) -> None:
+        """Stop the group we spawned (a failed or cancelled start, a crash's leftovers)."""
         if self._proc is not None and self._pgid is not None:
             await process_group.terminate_group(self._pgid, STOP_GRACE_S, self._proc)
-        if self._proc is not None:
-            self._forget_process()
 
     def _forget_process(self) -> None:
         self._proc = None
@@ -436,6 +438,9 @@ class ModelServer:
             path.touch()
 
     def _write_state_file(self) -> None:
+        """Shared with other workers and the CLI; written only by whoever knows the process."""
+        if self._pid is None:
+            return
         path = self._paths.state_file(self.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {"state": self.state.value, "pid": self._pid, "pgid": self._pgid, "port": self.spec.port,

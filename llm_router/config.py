@@ -92,6 +92,8 @@ class MemoryBudget(_Strict):
 
 class GatewaySettings(_Strict):
     keys_file: str | None = None
+    max_request_mb: float = Field(20.0, gt=0)
+    """Larger request bodies get 413 before anything parses them."""
     state_dir: str = "run"
     log_dir: str = "logs"
     memory_budget: MemoryBudget = MemoryBudget()
@@ -168,9 +170,7 @@ class GatewayConfig:
 
     @property
     def max_request_bytes(self) -> int:
-        """general_settings.max_request_size_mb (LiteLLM's key), enforced by our app; default 20 MB."""
-        mb = (self.raw.get("general_settings") or {}).get("max_request_size_mb") or 20
-        return int(float(mb) * 2**20)
+        return int(self.settings.max_request_mb * 2**20)
 
     def local_specs(self) -> dict[str, LaunchSpec]:
         return {d.launch_spec.name: d.launch_spec for d in self.deployments if d.launch_spec}

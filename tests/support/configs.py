@@ -64,13 +64,13 @@ def core_config(tmp: Path, cloud_url: str, *, keys_file: bool = False, extra_llm
         llm_router:
           state_dir: run
           log_dir: logs
+          max_request_mb: 1
           {"keys_file: keys.yaml" if keys_file else ""}
           {extra_llm_router}
         litellm_settings:
           callbacks: [router_plugins.hooks.router_hooks]
         general_settings:
           custom_auth: router_plugins.auth.authenticate
-          max_request_size_mb: 1
     """)
     path = tmp / "litellm_config.yaml"
     path.write_text(config)

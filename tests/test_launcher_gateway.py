@@ -1,0 +1,159 @@
+"""The launcher as a client sees it, through the gateway: on demand, cold-start policies, workers, operators."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.fakes.cloud import FakeCloud
+from tests.support.configs import core_config
+from tests.support.gateway import FAKE_MODEL_SERVER, Gateway
+from tests.support.processes import count_spawned
+
+ANTHROPIC = "sk-ant-test-launcher-0001"
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    with FakeCloud() as c:
+        yield c
+
+
+def _set_spec(config, name, *, flags=(), **keys):
+    path = config.parent / "models" / f"{name}.yaml"
+    text = path.read_text()
+    if flags:
+        extra = "".join(f"'{f}', " for f in flags)
+        text = text.replace("'--served-model-name'", extra + "'--served-model-name'")
+    for key, value in keys.items():
+        text = "\n".join(line for line in text.splitlines() if not line.startswith(f"{key}:")) + f"\n{key}: {value}\n"
+    path.write_text(text)
+
+
+def _served_name(config, name):
+    return "fake-text" if name == "local-text" else "fake-vision"
+
+
+def test_cold_start_fallback_serves_auto_from_the_next_group_while_the_server_starts(tmp_path, cloud):
+    config = core_config(tmp_path, cloud.url)
+    _set_spec(config, "local-text", flags=["--start-delay", "2"], cold_start="fallback")
+    with Gateway(config, {"ANTHROPIC_API_KEY": ANTHROPIC}) as gw:
+        client = gw.client()
+        first = client.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+        assert first.headers["x-llm-router-model"] == "local-text"
+        assert first.headers["x-litellm-model-group"] == "claude-sonnet"  # served at once by the fallback
+        deadline = time.monotonic() + 30
+        while gw.get("/v1/health").json()["backends"]["local-text"]["state"] != "ready" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        later = client.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+        assert later.headers["x-litellm-model-group"] == "local-text"
+
+
+def test_explicitly_named_local_model_waits_for_its_start(tmp_path, cloud):
+    config = core_config(tmp_path, cloud.url)
+    _set_spec(config, "local-text", flags=["--start-delay", "2"], cold_start="fallback")
+    with Gateway(config, {"ANTHROPIC_API_KEY": ANTHROPIC}) as gw:
+        raw = gw.client().chat.completions.with_raw_response.create(model="local-text", messages=[{"role": "user", "content": "hi"}])
+        assert raw.headers["x-litellm-model-group"] == "local-text"
+
+
+def test_a_stream_waiting_for_a_cold_server_receives_keepalive_comments(tmp_path, cloud):
+    config = core_config(tmp_path, cloud.url)
+    config.write_text(config.read_text().replace("callbacks: [router_plugins.hooks.router_hooks]",
+                                                 "callbacks: [router_plugins.hooks.router_hooks]\n  sse_keepalive_ping_interval_seconds: 0.5"))
+    _set_spec(config, "local-text", flags=["--start-delay", "3"])
+    with Gateway(config) as gw:
+        comments, data = 0, []
+        body = {"model": "local-text", "stream": True, "messages": [{"role": "user", "content": "hello"}]}
+        with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body, timeout=60) as response:
+            for line in response.iter_lines():
+                if line.startswith(":"):
+                    comments += int(not data)
+                elif line.startswith("data: ") and line != "data: [DONE]":
+                    data.append(json.loads(line[6:]))
+        assert comments >= 2
+        text = "".join((c["choices"][0]["delta"].get("content") or "") for c in data if c.get("choices"))
+        assert text.startswith("local:fake-text says: hello")
+
+
+def test_two_workers_start_one_server_for_concurrent_cold_requests(tmp_path, cloud):
+    config = core_config(tmp_path, cloud.url)
+    _set_spec(config, "local-text", flags=["--start-delay", "2"])
+    with Gateway(config, workers=2) as gw:
+        def ask(i):
+            return gw.post("/v1/chat/completions", {"model": "local-text", "messages": [{"role": "user", "content": f"q{i}"}]}).status_code
+
+        seen = set()
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            futures = [pool.submit(ask, i) for i in range(16)]
+            while not all(f.done() for f in futures):
+                seen.add(count_spawned(str(FAKE_MODEL_SERVER), "fake-text"))
+                time.sleep(0.05)
+            codes = [f.result() for f in futures]
+        assert codes == [200] * 16
+        assert max(seen) == 1
+    assert count_spawned(str(FAKE_MODEL_SERVER), "fake-text") == 0
+
+
+def test_gateway_shutdown_stops_every_server_it_started(tmp_path, cloud):
+    config = core_config(tmp_path, cloud.url)
+    gw = Gateway(config).start()
+    try:
+        for model in ("local-text", "local-vision"):
+            assert gw.post("/v1/chat/completions", {"model": model, "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+        assert count_spawned(str(FAKE_MODEL_SERVER), "fake-text") == 1
+    finally:
+        assert gw.stop() in (0, -15)  # uvicorn re-raises SIGTERM after a graceful shutdown
+    assert "Application shutdown complete" in gw.log_text()
+    assert count_spawned(str(FAKE_MODEL_SERVER), "fake-text") == 0
+    assert count_spawned(str(FAKE_MODEL_SERVER), "fake-vision") == 0
+
+
+def test_sigterm_lets_in_flight_requests_finish(tmp_path, cloud):
+    config = core_config(tmp_path, cloud.url)
+    _set_spec(config, "local-text", flags=["--response-delay", "2"])
+    gw = Gateway(config).start()
+    try:
+        assert gw.post("/v1/chat/completions", {"model": "local-text", "messages": [{"role": "user", "content": "warm"}]}).status_code == 200
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(gw.post, "/v1/chat/completions", {"model": "local-text", "messages": [{"role": "user", "content": "slow"}]})
+            time.sleep(0.5)
+            gw.proc.terminate()
+            response = pending.result()
+        assert response.status_code == 200
+        assert "slow" in response.json()["choices"][0]["message"]["content"]
+    finally:
+        gw.stop()
+    assert count_spawned(str(FAKE_MODEL_SERVER), "fake-text") == 0
+
+
+def _cli(config, *args):
+    return subprocess.run([sys.executable, "-m", "llm_router.cli", *args, "--config", str(config)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_operator_commands_start_report_and_stop_a_server(tmp_path, cloud):
+    config = core_config(tmp_path, cloud.url)
+    started = _cli(config, "start", "local-text")
+    assert started.returncode == 0, started.stderr
+    try:
+        status = json.loads(_cli(config, "status", "--json").stdout)
+        text = next(s for s in status["servers"] if s["name"] == "local-text")
+        assert text["state"] == "ready" and text["pid"] and text["uptime_s"] is not None
+        assert next(s for s in status["servers"] if s["name"] == "local-vision")["state"] == "stopped"
+        table = _cli(config, "status").stdout
+        assert "local-text" in table and "ready" in table
+        with Gateway(config) as gw:  # the gateway adopts the running server
+            assert gw.post("/v1/chat/completions", {"model": "local-text", "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+            assert gw.get("/v1/health").json()["backends"]["local-text"]["state"] == "ready"
+        assert count_spawned(str(FAKE_MODEL_SERVER), "fake-text") == 1  # adopted, so not stopped by the gateway
+    finally:
+        stopped = _cli(config, "stop", "--all")
+    assert "local-text: stopped" in stopped.stdout
+    assert count_spawned(str(FAKE_MODEL_SERVER), "fake-text") == 0
