@@ -1,0 +1,139 @@
+"""Config and launch specs are validated once, at load, with errors naming file, key and fix."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from launchers.spec import SpecError, load_spec
+from llm_router.config import ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _check(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "llm_router.cli", "check", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_shipped_config_passes_check():
+    done = _check(REPO / "litellm_config.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "OK" in done.stdout
+
+
+def test_shipped_text_spec_becomes_the_original_vllm_command_line():
+    spec = load_spec(REPO / "models" / "qwen3-14b.yaml")
+    assert spec.argv() == [
+        "vllm", "serve", "unsloth/Qwen3-14B-unsloth-bnb-4bit",
+        "--host", "127.0.0.1", "--port", "8001", "--served-model-name", "Qwen3-14B-unsloth-bnb-4bit",
+        "--max-model-len", "27648", "--gpu-memory-utilization", "0.75",
+        "--quantization", "bitsandbytes", "--load-format", "bitsandbytes", "--max-num-seqs", "1",
+        "--enforce-eager", "--reasoning-parser", "qwen3",
+    ]
+    env = spec.environment()
+    assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_HOST_IP"] == "127.0.0.1"
+    assert env["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
+
+
+def test_shipped_vision_spec_becomes_its_vllm_command_line():
+    spec = load_spec(REPO / "models" / "qwen2.5-vl-7b.yaml")
+    assert spec.argv() == [
+        "vllm", "serve", "unsloth/Qwen2.5-VL-7B-Instruct-unsloth-bnb-4bit",
+        "--host", "127.0.0.1", "--port", "8002", "--served-model-name", "Qwen2.5-VL-7B-Instruct-unsloth-bnb-4bit",
+        "--max-model-len", "16384", "--gpu-memory-utilization", "0.75",
+        "--quantization", "bitsandbytes", "--load-format", "bitsandbytes", "--max-num-seqs", "1",
+        "--enforce-eager", "--limit-mm-per-prompt", '{"image":4}',
+    ]
+
+
+def test_command_spec_fills_placeholders_and_never_uses_a_shell(tmp_path):
+    path = tmp_path / "odd.yaml"
+    path.write_text("engine: command\nserved_model_name: m\nport: 9123\n"
+                    "command: [/bin/echo, '--port={port}', '$(touch /tmp/pwned); rm -rf ~', '{host}']\n")
+    argv = load_spec(path).argv()
+    assert argv == ["/bin/echo", "--port=9123", "$(touch /tmp/pwned); rm -rf ~", "127.0.0.1"]
+
+
+def _spec_problems(tmp_path: Path, text: str) -> list:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    return info.value.problems
+
+
+def test_a_spec_missing_a_required_key_names_the_file_key_and_fix(tmp_path):
+    problems = _spec_problems(tmp_path, "engine: vllm\nmodel: ./weights\nport: 8001\n")
+    assert [(p.key, p.fix) for p in problems] == [("served_model_name", "add it; it has no default")]
+    assert problems[0].file.endswith("bad.yaml")
+
+
+def test_a_spec_reports_every_problem_at_once(tmp_path):
+    problems = _spec_problems(tmp_path, "engine: vllm\nmodel: x\nserved_model_name: m\nport: 99999\nidle_ttl: 5\ncold_start: later\n")
+    keys = {p.key for p in problems}
+    assert keys == {"port", "idle_ttl", "cold_start"}
+    assert next(p for p in problems if p.key == "idle_ttl").fix == "remove it (unknown key)"
+
+
+def test_a_vllm_spec_without_a_model_is_rejected(tmp_path):
+    problems = _spec_problems(tmp_path, "engine: vllm\nserved_model_name: m\nport: 8001\n")
+    assert "needs `model`" in problems[0].problem
+
+
+def _broken_config(tmp_path: Path) -> Path:
+    shutil.copytree(REPO / "models", tmp_path / "models", ignore=shutil.ignore_patterns("*/"))
+    text = (REPO / "litellm_config.yaml").read_text()
+    text = text.replace("- qwen2.5-vl-7b: [gpt-4o]", "- qwen2.5-vl-7b: [gpt-5-turbo]")
+    text = text.replace("api_base: http://127.0.0.1:8002/v1", "api_base: http://127.0.0.1:8009/v1")
+    text = text.replace("default: [qwen3-14b]", "default: [qwen-huge]")
+    (tmp_path / "models" / "qwen3-14b.yaml").write_text((REPO / "models" / "qwen3-14b.yaml").read_text().replace("port: 8001", "port: 8002"))
+    path = tmp_path / "litellm_config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_check_fails_with_exit_2_and_lists_every_problem(tmp_path):
+    done = _check(_broken_config(tmp_path))
+    assert done.returncode == 2
+    err = done.stderr
+    assert "router_settings.fallbacks.qwen2.5-vl-7b" in err and "'gpt-5-turbo'" in err
+    assert "routing.default" in err and "'qwen-huge'" in err
+    assert "does not use port 8002" in err and "Fix: set api_base to http://127.0.0.1:8002/v1" in err
+    assert "port 8002 is also used by" in err
+
+
+def test_serve_refuses_to_start_on_a_broken_config(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "llm_router.cli", "serve", "--config", str(_broken_config(tmp_path)), "--port", "1"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "problem(s)" in done.stderr
+
+
+def test_a_missing_launch_spec_file_is_named(tmp_path):
+    shutil.copy(REPO / "litellm_config.yaml", tmp_path / "litellm_config.yaml")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "litellm_config.yaml")
+    missing = [p for p in info.value.problems if p.problem == "launch spec not found"]
+    assert {Path(p.file).name for p in missing} == {"qwen3-14b.yaml", "qwen2.5-vl-7b.yaml"}
+
+
+def test_unknown_keys_in_our_sections_are_rejected(tmp_path):
+    shutil.copytree(REPO / "models", tmp_path / "models", ignore=shutil.ignore_patterns("*/"))
+    text = (REPO / "litellm_config.yaml").read_text().replace("routing:\n", "routing:\n  visoin: [gpt-4o]\n")
+    (tmp_path / "litellm_config.yaml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "litellm_config.yaml")
+    assert any(p.key == "routing.visoin" and p.fix == "remove it" for p in info.value.problems)
+
+
+def test_the_shipped_fallback_chains_reach_claude_then_openai():
+    config = load_config(REPO / "litellm_config.yaml")
+    assert config.fallback_chain("qwen3-14b") == ("claude-sonnet", "gpt-4o")
+    assert config.fallback_chain("qwen2.5-vl-7b") == ("gpt-4o", "claude-sonnet")
+    assert config.resolve("claude-3-5-sonnet-20241022") == "claude-sonnet"
+    assert {config.resolve(n) for n in ("gpt-4", "gpt-4-turbo", "gpt-3.5-turbo")} <= {"gpt-4o", "gpt-4o-mini"}
