@@ -28,7 +28,7 @@ from typing import AsyncIterator
 import httpx
 import psutil
 
-from launchers import process_group
+from launchers import process_group, provision
 from launchers.spec import LaunchSpec
 
 log = logging.getLogger("llm_router.launcher")
@@ -261,6 +261,7 @@ class ModelServer:
                     raise StartFailed("; ".join(missing))
                 async with self._cross_process_lock():
                     if not await self._adopt_running():
+                        await self._prepare()
                         if self._make_room:
                             await self._make_room(self)
                         self._spawn()
@@ -279,6 +280,16 @@ class ModelServer:
                 self._transition(ServerState.STOPPED)
                 self._forget_process()
                 raise
+
+    async def _prepare(self) -> None:
+        pending = provision.pending_preparation(self.spec)
+        if not pending:
+            return
+        log.info("%s: preparing %s before the first start", self.name, ", ".join(pending))
+        try:
+            await asyncio.to_thread(provision.prepare_spec, self.spec)
+        except provision.PreparationFailed as exc:
+            raise StartFailed(str(exc))
 
     def _spawn(self) -> None:
         log_path = self._paths.log_file(self.name)

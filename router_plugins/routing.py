@@ -25,6 +25,8 @@ Reason = Literal["explicit", "vision", "context", "complex", "default"]
 _BYTES_PER_TOKEN_ESTIMATE = 4
 _IMAGE_PART_TYPES = frozenset({"image_url", "input_image", "image"})
 
+FORBIDDEN = "not allowed for this key"
+
 Availability = Callable[[str], str | None]
 """Returns None when a model group can serve here, else why not."""
 
@@ -83,7 +85,7 @@ class ContentRouter:
             group = self._config.resolve(str(requested))
             return RoutingDecision(str(requested), "explicit", None, self._config.fallback_chain(group))
         signals = self.signals(body.get("messages"))
-        reason = self._reason(signals)
+        reason = self._reason(signals, availability)
         group, skipped = self._pick(reason, availability)
         return RoutingDecision(group, reason, signals, self._config.fallback_chain(group), skipped)
 
@@ -98,10 +100,12 @@ class ContentRouter:
         tier, score, _ = self._scorer.classify(_last_user_text(messages))
         return Signals(chars, tokens, False, images, str(tier.value), round(float(score), 4))
 
-    def _reason(self, s: Signals) -> Reason:
+    def _reason(self, s: Signals, availability: Availability) -> Reason:
         if s.images:
             return "vision"
-        window = self._config.context_window(self._rules.default[0])
+        # The window that matters is the one of the default group that would actually serve.
+        default = next((g for g in self._rules.default if availability(g) is None), self._rules.default[0])
+        window = self._config.context_window(default)
         if window is not None and s.tokens > window:
             return "context"
         if s.chars > self._rules.complexity.max_chars or s.complexity_tier in self._rules.complexity.tiers:
@@ -136,8 +140,6 @@ class ContentRouter:
         deployments = self._config.deployments_of(self._rules.default[0])
         return deployments[0].litellm_model if deployments else "gpt-4o"
 
-
-FORBIDDEN = "not allowed for this key"
 
 
 def _parts(content: Any) -> Iterable[Any]:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -374,6 +376,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     cloud = FakeCloud(args.host, args.port).start()
     print(f"INFO fake cloud listening on {cloud.url}", flush=True)
     try:
