@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -87,6 +89,13 @@ class RuntimePaths:
 
     def used_file(self, name: str) -> Path:
         return self.state_dir / f"{name}.used"
+
+    def tmp_dir(self, name: str) -> Path:
+        """A short per-server TMPDIR: vLLM binds unix sockets there, whose paths must stay under 108 bytes."""
+        digest = hashlib.sha1(str(self.state_dir.resolve()).encode()).hexdigest()[:8]
+        path = Path(tempfile.gettempdir()) / f"llm-router-{digest}-{name[:24]}"
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return path
 
 
 @dataclass(frozen=True)
@@ -299,8 +308,7 @@ class ModelServer:
             self._log_offset = f.tell()
         cache = self._paths.state_dir / "cache" / self.name
         cache.mkdir(parents=True, exist_ok=True)
-        # Each vLLM start leaves socket files in TMPDIR; keep them per server.
-        env = {"VLLM_CACHE_ROOT": str(cache), "TMPDIR": str(cache), **self.spec.environment()}
+        env = {"VLLM_CACHE_ROOT": str(cache), "TMPDIR": str(self._paths.tmp_dir(self.name)), **self.spec.environment()}
         try:
             self._proc = process_group.spawn(self.spec.argv(), env, log_path, cwd=self.spec.source.parent)
         except OSError as exc:

