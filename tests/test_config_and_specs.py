@@ -90,7 +90,7 @@ def _broken_config(tmp_path: Path) -> Path:
     text = (REPO / "litellm_config.yaml").read_text()
     text = text.replace("- qwen2.5-vl-7b: [gpt-4o]", "- qwen2.5-vl-7b: [gpt-5-turbo]")
     text = text.replace("api_base: http://127.0.0.1:8002/v1", "api_base: http://127.0.0.1:8009/v1")
-    text = text.replace("default: [qwen3-14b]", "default: [qwen-huge]")
+    text = text.replace("default: [qwen3-14b, smollm2-135m-cpu]", "default: [qwen-huge, smollm2-135m-cpu]")
     (tmp_path / "models" / "qwen3-14b.yaml").write_text((REPO / "models" / "qwen3-14b.yaml").read_text().replace("port: 8001", "port: 8002"))
     path = tmp_path / "litellm_config.yaml"
     path.write_text(text)
@@ -119,7 +119,7 @@ def test_a_missing_launch_spec_file_is_named(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "litellm_config.yaml")
     missing = [p for p in info.value.problems if p.problem == "launch spec not found"]
-    assert {Path(p.file).name for p in missing} == {"qwen3-14b.yaml", "qwen2.5-vl-7b.yaml"}
+    assert {Path(p.file).name for p in missing} == {"qwen3-14b.yaml", "qwen2.5-vl-7b.yaml", "smollm2-135m-cpu.yaml"}
 
 
 def test_unknown_keys_in_our_sections_are_rejected(tmp_path):
@@ -133,7 +133,7 @@ def test_unknown_keys_in_our_sections_are_rejected(tmp_path):
 
 def test_the_shipped_fallback_chains_reach_claude_then_openai():
     config = load_config(REPO / "litellm_config.yaml")
-    assert config.fallback_chain("qwen3-14b") == ("claude-sonnet", "gpt-4o")
+    assert config.fallback_chain("qwen3-14b") == ("claude-sonnet", "gpt-4o", "smollm2-135m-cpu")
     assert config.fallback_chain("qwen2.5-vl-7b") == ("gpt-4o", "claude-sonnet")
     assert config.resolve("claude-3-5-sonnet-20241022") == "claude-sonnet"
     assert {config.resolve(n) for n in ("gpt-4", "gpt-4-turbo", "gpt-3.5-turbo")} <= {"gpt-4o", "gpt-4o-mini"}
