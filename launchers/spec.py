@@ -194,7 +194,7 @@ class LaunchSpec(BaseModel):
             missing.append(f"executable not found: {exe}")
         if self.engine == "vllm" and not self.provision.weights and not self._weights_present():
             missing.append(f"model weights not found: {self.model}")
-        if self.memory.gpu_gib and not _gpu_present():
+        if self.engine == "vllm" and self.memory.gpu_gib and not _gpu_present():
             missing.append(f"needs a GPU ({self.memory.gpu_gib:g} GiB) and none was found")
         return missing
 

@@ -19,5 +19,5 @@ def model_server_processes(marker: str = str(FAKE_MODEL_SERVER)) -> list[psutil.
 
 
 def count_spawned(marker: str, served_name: str) -> int:
-    """How many server processes for `served_name` exist right now."""
+    """How many server processes whose command line has `marker` and `served_name` exist right now."""
     return sum(1 for p in model_server_processes(marker) if served_name in " ".join(p.cmdline()))

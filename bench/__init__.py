@@ -1,0 +1,1 @@
+"""llm-router's benchmark suite: `python -m bench [--quick]` (see BENCHMARKS.md)."""

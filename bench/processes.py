@@ -1,0 +1,333 @@
+"""Every process the bench starts, and the guarantee that none outlives it.
+
+Each process is the leader of its own session, so stopping it signals its whole group.
+Every one also carries BENCH_RUN_MARKER in its environment, which its children inherit
+(the model servers a gateway launches in sessions of their own included): the final sweep
+finds and kills anything still carrying this run's marker, then reports what it found.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+MARKER_ENV = "BENCH_RUN_MARKER"
+STOP_GRACE_S = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a server could bind the port now; like servers do, TIME_WAIT leftovers don't count."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@dataclass
+class Managed:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except FileNotFoundError:
+            return ""
+
+    def rss_bytes(self) -> int:
+        """RSS of the process and its descendants in its own process group.
+
+        Model servers a gateway launches run in sessions of their own, so they are left out.
+        """
+        try:
+            root = psutil.Process(self.pid)
+            members = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return 0
+        total = 0
+        for proc in members:
+            try:
+                if os.getpgid(proc.pid) == self.pid:
+                    total += proc.memory_info().rss
+            except (ProcessLookupError, psutil.Error):
+                continue
+        return total
+
+
+@dataclass
+class Supervisor:
+    """Starts processes into `log_dir` and stops all of them, whatever happens."""
+
+    log_dir: Path
+    marker: str = field(default_factory=lambda: uuid.uuid4().hex)
+    _procs: list[Managed] = field(default_factory=list)
+
+    def env(self, extra: dict[str, str] | None = None, drop: tuple[str, ...] = ()) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in drop}
+        return {**env, **(extra or {}), MARKER_ENV: self.marker}
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Managed:
+        log_path = self.log_dir / f"{name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                     env=env or self.env(), cwd=cwd, start_new_session=True)
+        managed = Managed(name, popen, log_path)
+        self._procs.append(managed)
+        return managed
+
+    def run(self, name: str, argv: list[str], timeout_s: float, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+        """Run to completion and return stdout; raise with the log tail on failure or timeout."""
+        out_path = self.log_dir / f"{name}.stdout"
+        err_path = self.log_dir / f"{name}.log"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(out_path, "wb") as out, open(err_path, "ab") as err:
+            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                     env=env or self.env(), cwd=cwd, start_new_session=True)
+            managed = Managed(name, popen, err_path)
+            self._procs.append(managed)
+            try:
+                code = popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.stop(managed)
+                raise RuntimeError(f"{name} did not finish within {timeout_s:g}s:\n{managed.log_tail()}")
+            finally:
+                if managed in self._procs and not managed.alive():
+                    self._procs.remove(managed)
+        if code != 0:
+            raise RuntimeError(f"{name} exited with {code}:\n{managed.log_tail()}")
+        return out_path.read_text()
+
+    def stop(self, managed: Managed, grace_s: float = STOP_GRACE_S) -> None:
+        """SIGTERM the group (a gateway then stops the servers it launched), SIGKILL after grace_s."""
+        _signal_group(managed.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and _group_alive(managed):
+            time.sleep(0.05)
+        if _group_alive(managed):
+            _signal_group(managed.pid, signal.SIGKILL)
+            try:
+                managed.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        if managed in self._procs:
+            self._procs.remove(managed)
+
+    def stop_all(self) -> None:
+        # Newest first: gateways stop before the upstream they talk to.
+        for managed in reversed(list(self._procs)):
+            self.stop(managed)
+
+    def sweep(self) -> list[str]:
+        """Kill whatever still carries this run's marker; return a description of each."""
+        found = marked_processes(self.marker)
+        own_group = os.getpgid(0)
+        for proc in found:
+            try:
+                pgid = os.getpgid(proc.pid)
+                if pgid != own_group:
+                    os.killpg(pgid, signal.SIGKILL)
+                else:
+                    proc.kill()
+            except (ProcessLookupError, psutil.Error):
+                continue
+        psutil.wait_procs(found, timeout=5)
+        return [_describe(p) for p in found]
+
+    def __enter__(self) -> Supervisor:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop_all()
+
+
+def marked_processes(marker: str) -> list[psutil.Process]:
+    me = os.getpid()
+    found = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if proc.pid == me or proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if proc.environ().get(MARKER_ENV) == marker:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def processes_matching(text: str) -> list[psutil.Process]:
+    """Live processes whose command line contains `text`."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and text in " ".join(proc.info["cmdline"] or []):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def wait_http_ok(url: str, managed: Managed | None, timeout_s: float, headers: dict[str, str] | None = None) -> None:
+    """Poll GET url until 200; fail early if `managed` exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if managed is not None and not managed.alive():
+            raise RuntimeError(f"{managed.name} exited with {managed.popen.returncode}:\n{managed.log_tail()}")
+        try:
+            if httpx.get(url, timeout=2, headers=headers).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    tail = managed.log_tail() if managed else ""
+    raise RuntimeError(f"{url} not ready after {timeout_s:g}s:\n{tail}")
+
+
+def wait_port_free(port: int, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not port_is_free(port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"port {port} still in use after {timeout_s:g}s")
+        time.sleep(0.05)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(managed: Managed) -> bool:
+    managed.popen.poll()  # reap the leader so it doesn't linger as a zombie
+    try:
+        os.killpg(managed.pid, 0)
+    except ProcessLookupError:
+        return False
+    # killpg(0) also succeeds while only zombies remain in the group.
+    return any(_in_group(p, managed.pid) for p in psutil.process_iter(["status"]) if p.info["status"] != psutil.STATUS_ZOMBIE)
+
+
+def _in_group(proc: psutil.Process, pgid: int) -> bool:
+    try:
+        return os.getpgid(proc.pid) == pgid
+    except (ProcessLookupError, psutil.Error):
+        return False
+
+
+def _describe(proc: psutil.Process) -> str:
+    try:
+        return f"pid {proc.pid}: {' '.join(proc.cmdline())[:200]}"
+    except psutil.Error:
+        return f"pid {proc.pid}"
+
+
+# ---- the processes under test ------------------------------------------------------------
+
+LIVENESS = "/health/liveliness"
+STARTUP_TIMEOUT_S = 120.0
+# LiteLLM's environment for both gateways: offline, production, no .env from the folder.
+LITELLM_ENV = {
+    "LITELLM_OFFLINE_MODE": "true",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_MODE": "PRODUCTION",
+    "LITELLM_DONT_SHOW_FEEDBACK_BOX": "true",
+}
+_CLOUD_ENV = ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "LLM_ROUTER_MASTER_KEY", "LITELLM_MASTER_KEY")
+
+
+@dataclass(frozen=True)
+class Server:
+    """A started HTTP server under test."""
+
+    name: str
+    url: str
+    process: Managed
+
+
+@dataclass(frozen=True)
+class RouterGateway(Server):
+    master_key: str
+    team_key: str
+    config: Path
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.master_key}"}
+
+    def server_state(self, group: str) -> str:
+        servers = httpx.get(f"{self.url}/v1/router/servers", headers=self.admin_headers, timeout=30).json()["servers"]
+        return next(s["state"] for s in servers if s["name"] == group)
+
+    def stop_server(self, group: str) -> None:
+        response = httpx.post(f"{self.url}/v1/router/servers/{group}/stop", headers=self.admin_headers, timeout=60)
+        response.raise_for_status()
+
+
+def start_upstream(sup: Supervisor, argv: list[str], port: int) -> Server:
+    proc = sup.start("upstream", argv)
+    url = f"http://127.0.0.1:{port}"
+    wait_http_ok(f"{url}/health", proc, 30)
+    return Server("upstream", url, proc)
+
+
+def launch_stock(sup: Supervisor, config: Path) -> Server:
+    """Start stock LiteLLM without waiting; see wait_ready."""
+    port = free_port()
+    litellm = Path(sys.executable).with_name("litellm")
+    env = sup.env({**LITELLM_ENV, "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true"}, drop=_CLOUD_ENV)
+    proc = sup.start("stock-litellm", [str(litellm), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
+                     env=env, cwd=config.parent)
+    return Server("stock-litellm", f"http://127.0.0.1:{port}", proc)
+
+
+def launch_router(sup: Supervisor, name: str, config: Path, master_key: str, team_key: str, workers: int = 1) -> RouterGateway:
+    """Start `llm-router serve` without waiting; see wait_ready."""
+    port = free_port()
+    argv = [sys.executable, "-m", "llm_router.cli", "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    env = sup.env({**LITELLM_ENV, "LLM_ROUTER_MASTER_KEY": master_key, "PYTHONPATH": str(REPO)}, drop=_CLOUD_ENV)
+    proc = sup.start(name, argv, env=env, cwd=config.parent)
+    return RouterGateway(name, f"http://127.0.0.1:{port}", proc, master_key, team_key, config)
+
+
+def wait_ready(server: Server) -> None:
+    wait_http_ok(server.url + LIVENESS, server.process, STARTUP_TIMEOUT_S)
+
+
+def add_team_key(sup: Supervisor, config: Path, models: list[str]) -> str:
+    """`llm-router keys add`, with a model allowlist and an rpm limit so both checks run per request."""
+    out = sup.run("keys-add", [sys.executable, "-m", "llm_router.cli", "keys", "add", "bench", "--team", "bench",
+                               "--models", ",".join(models), "--rpm", "100000000", "--config", str(config)],
+                  timeout_s=60, cwd=REPO)
+    return out.strip().splitlines()[-1]

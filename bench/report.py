@@ -1,0 +1,211 @@
+"""Turning one run into the printed table, the JSON file and BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench.suite import SuiteResult
+
+REPRODUCE = """\
+```
+uv run python -m bench            # full run (~10 min): bench/results/<date>.json, BENCHMARKS.md, bench/results/overhead.png
+uv run python -m bench --quick    # under 3 minutes, fewer requests and shorter cells, same outputs
+uv run python -m bench --output DIR   # write the JSON, the chart and a BENCHMARKS.md into DIR instead
+```"""
+
+
+def to_json(r: SuiteResult) -> dict[str, Any]:
+    data = asdict(r)
+    data["latency"].pop("samples_ms", None)
+    return _finite(data)
+
+
+def write_json(r: SuiteResult, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(to_json(r), indent=2) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """NaN (a figure that couldn't be measured) becomes null: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+# ---- tables ---------------------------------------------------------------------------------
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table, padded so that it also reads well in a terminal."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(line(r) for r in rows)])
+
+
+def _f(value: float | None, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _met(met: bool | None) -> str:
+    return {True: "met", False: "NOT met", None: "not measured"}[met]
+
+
+def targets_table(r: SuiteResult) -> str:
+    rows = [[t.requirement, f"{_f(t.figure, 3)} {t.unit}", _met(t.met) + (f" ({t.note})" if t.note else "")] for t in r.targets]
+    return table(["target", "figure", "result"], rows)
+
+
+def latency_table(r: SuiteResult) -> str:
+    rows = [[f"({p.key}) {p.label}", _f(p.nonstream.p50), _f(p.nonstream.p90), _f(p.nonstream.p99), _f(p.nonstream.mean),
+             _f(p.ttft.p50), _f(p.ttft.p99), _f(p.stream_total.p50), _f(p.stream_total.p99), str(p.errors)] for p in r.latency.paths]
+    return table(["path", "p50", "p90", "p99", "mean", "TTFT p50", "TTFT p99", "stream total p50", "stream total p99", "errors"], rows)
+
+
+def overhead_table(r: SuiteResult) -> str:
+    rows = [[f"({o.key})-(b)", _f(o.minus_stock_p50_ms), _f(o.minus_stock_p99_ms), _f(o.minus_stock_mean_ms),
+             _f(o.ttft_minus_stock_p50_ms), _f(o.ttft_minus_stock_p99_ms), _f(o.share_of_stock_overhead_p50, 3)] for o in r.latency.overheads]
+    return table(["difference", "p50 ms", "p99 ms", "mean ms", "TTFT p50 ms", "TTFT p99 ms", "(x)-(a) / (b)-(a) at p50"], rows)
+
+
+def throughput_table(r: SuiteResult) -> str:
+    levels = sorted({c.concurrency for c in r.throughput.cells})
+    rows = []
+    for key, label in r.paths.items():
+        cells = [r.throughput.cell(key, n) for n in levels]
+        rows.append([f"({key}) {label}", *(f"{_f(c.rps, 1)} ({c.errors} err)" if c else "-" for c in cells)])
+    return table(["path", *(f"{n} client{'s' if n > 1 else ''}: req/s" for n in levels)], rows)
+
+
+def routing_table(r: SuiteResult) -> str:
+    rows = [[c.name, _f(c.median_us, 1), _f(c.p90_us, 1), c.reason, f"{c.decisions:,}"] for c in r.routing_cost.cases]
+    return table(["prompt", "median µs", "p90 µs", "reason", "decisions"], rows)
+
+
+def cold_table(r: SuiteResult) -> str:
+    rows = []
+    for c in r.cold_start:
+        if c.skipped:
+            rows.append([c.engine, "-", "-", "-", "0", f"skipped: {c.skipped}"])
+        else:
+            rows.append([c.engine, _f(c.by_hand_median_s, 3), _f(c.gateway_median_s, 3), _f(c.overhead_median_ms, 0), str(len(c.trials)),
+                         ", ".join(_f(t.overhead_ms, 0) for t in c.trials)])
+    return table(["server", "by hand: first answer s", "gateway: first token s", "launcher overhead ms (median)", "trials", "per trial ms"], rows)
+
+
+def stampede_table(r: SuiteResult) -> str:
+    rows = [[s.gateway, str(s.processes_started), f"{s.answered}/{s.requests}", str(s.errors), _f(s.wait_p50_s, 3), _f(s.wait_p99_s, 3),
+             _f(s.wait_max_s, 3)] for s in r.stampede]
+    return table(["gateway", "processes started", "answered", "errors", "wait p50 s", "wait p99 s", "wait max s"], rows)
+
+
+def memory_table(r: SuiteResult) -> str:
+    rows = [[m.label, _f(m.at_start.mb, 0), f"{_f(m.idle.mb, 0)} ({m.idle.requests:,} req)", f"{_f(m.after.mb, 0)} ({m.after.requests:,} req)",
+             f"{m.growth_pct:+.1f}%"] for m in r.memory]
+    return table(["gateway", "RSS at start MB", "idle MB (after warm-up)", "after MB", "growth vs idle"], rows)
+
+
+def terminal(r: SuiteResult) -> str:
+    sections = [
+        f"llm-router benchmark, {r.mode} run, {r.started_at}, {r.machine.cpu_count} x {r.machine.cpu_model}, "
+        f"litellm {r.versions.litellm}, Python {r.versions.python}, {r.duration_s:.0f} s",
+        "Latency, sequential requests (ms)\n" + latency_table(r),
+        "Overhead vs stock LiteLLM (b), non-streaming unless TTFT\n" + overhead_table(r),
+        "Throughput\n" + throughput_table(r),
+        "Routing decision cost\n" + routing_table(r),
+        "Cold start\n" + cold_table(r),
+        "Cold-start stampede\n" + stampede_table(r),
+        "Memory (RSS of the gateway and its own children, launched model servers excluded)\n" + memory_table(r),
+        "Targets\n" + targets_table(r),
+    ]
+    if r.notes:
+        sections.append("Notes\n" + "\n".join(f"- {n}" for n in r.notes))
+    if r.cleanup:
+        sections.append(f"Cleanup: {r.cleanup.left_running} process(es) of this run left running; "
+                        f"{len(r.cleanup.swept)} killed by the final sweep")
+    return "\n\n".join(sections)
+
+
+# ---- BENCHMARKS.md ----------------------------------------------------------------------------
+
+
+def markdown(r: SuiteResult, json_name: str, chart: str) -> str:
+    met = sum(t.met is True for t in r.targets)
+    judged = sum(t.met is not None for t in r.targets)
+    lat = r.latency
+    parts = [
+        "# llm-router benchmarks",
+        "Generated by `python -m bench` from its own measurements; do not edit by hand. "
+        f"Raw figures: `{json_name}`.",
+        f"**Run:** {r.mode} mode, {r.started_at}, {r.duration_s:.0f} s. "
+        f"**Machine:** {r.machine.cpu_count} CPUs ({r.machine.cpu_model}), {r.machine.memory_gib:g} GiB RAM, Linux {r.machine.kernel}. "
+        f"**Versions:** litellm {r.versions.litellm}, Python {r.versions.python}, llm-router {r.versions.llm_router}, httpx {r.versions.httpx}.",
+        f"## Targets: {met} of {judged} met",
+        targets_table(r),
+        "## How it is measured",
+        "\n".join([
+            "Everything runs on this one machine over loopback: the client (the bench process), the gateways and one fake "
+            "upstream (`tests/fakes/cloud.py`, a single subprocess) that every path reaches in the end.",
+            "",
+            "- **(a)** direct to the fake upstream.",
+            "- **(b)** the stock LiteLLM proxy, same version, same model list, no callbacks, no `routing:`/`llm_router:` sections, no auth.",
+            "- **(c)** llm-router with routing, the launcher and team keys on: `LLM_ROUTER_MASTER_KEY` set, every request sent with a team key "
+            "(model allowlist and an rpm limit, so both checks run), the model named explicitly. That model, `local-gpt`, is a local launched "
+            "group whose launch spec (`engine: command` running `tests/fakes/cloud.py`) has the upstream's own port, so the launcher adopts "
+            "the running upstream and its per-request path (readiness check, lease, release) runs.",
+            "- **(d)** llm-router with `model: auto`, content-routed to that same group (reason `default`).",
+            "- **(e)** llm-router with `--workers 2`, as (c); throughput only.",
+            "",
+            f"Latency: {lat.requests_per_path:,} sequential non-streaming and as many streaming requests per path, one keep-alive "
+            f"`httpx.Client` per path, measured in {lat.rounds} interleaved rounds (a block of each path per round, in rotating order) so "
+            "noise on the shared machine falls on every path alike; each figure that matters is a difference or ratio within this one run. "
+            "TTFT is the time to the first SSE chunk that carries content.",
+            f"Throughput: completed requests per second over a fixed {r.throughput.duration_s:g} s window per cell (after a 0.5 s warm-up), "
+            "from one asyncio `httpx.AsyncClient` with a connection pool sized to the concurrency. **The client shares the 2 cores with "
+            "the gateway and the upstream**, so the direct path (a) is partly client-bound, and every figure is lower than on a machine "
+            "with cores to spare.",
+            "Routing cost: `router.decide` in-process (a separate Python process started before any server), median over many decisions.",
+            "Cold start: the launch spec's own command and environment started by hand and polled every 10 ms with a chat completion until "
+            "one is answered, against a streamed request through the gateway to the first token, trials alternating which goes first.",
+            "Stampede: concurrent requests for a cold model; server processes counted with psutil by command line (the served name is "
+            "unique to the run) while the requests are in flight.",
+            "Memory: RSS summed over the gateway process and its descendants in its own process group (model servers the launcher "
+            "starts run in sessions of their own and are left out). *Idle* is read after the warm-up requests, so first-use imports "
+            "are not counted as growth; *after* counts every chat completion the bench sent that gateway, topped up to the target count.",
+            "Every process the bench starts leads its own session and carries a marker in its environment; all are stopped at the end "
+            "(also on error or Ctrl-C) and a final sweep checks, with psutil, that none is left "
+            f"(this run: {r.cleanup.left_running if r.cleanup else '?'} left).",
+        ]),
+        f"![Latency distributions]({chart})",
+        "## Latency, sequential requests (ms)",
+        latency_table(r),
+        "### Overhead against stock LiteLLM",
+        overhead_table(r),
+        "## Throughput",
+        throughput_table(r),
+        "## Routing decision cost",
+        routing_table(r),
+        "## Cold start through the launcher",
+        cold_table(r),
+        "## Cold-start stampede",
+        stampede_table(r),
+        "## Memory",
+        memory_table(r),
+    ]
+    if r.notes:
+        parts += ["## Notes from this run", "\n".join(f"- {n}" for n in r.notes)]
+    parts += ["## Reproduce", REPRODUCE]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_markdown(r: SuiteResult, path: Path, json_name: str, chart: str) -> None:
+    path.write_text(markdown(r, json_name, chart))

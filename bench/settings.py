@@ -1,0 +1,33 @@
+"""How much each mode measures: full (the published numbers), quick (< 3 min) and smoke (< 60 s)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str
+    latency_requests: int
+    """Sequential requests per path, each mode (non-streaming and streaming)."""
+    latency_rounds: int
+    warmup: int
+    throughput_s: float
+    concurrencies: tuple[int, ...]
+    routing_repeats: int
+    cold_trials: int
+    vllm_trials: int
+    """0: no real vLLM cold start."""
+    stampede_requests: int
+    memory_requests: int
+    workers2: bool = True
+
+
+FULL = Settings("full", latency_requests=1000, latency_rounds=10, warmup=30, throughput_s=10.0, concurrencies=(1, 16, 64),
+                routing_repeats=2000, cold_trials=5, vllm_trials=2, stampede_requests=64, memory_requests=10_000)
+QUICK = Settings("quick", latency_requests=300, latency_rounds=10, warmup=20, throughput_s=3.0, concurrencies=(1, 16, 64),
+                 routing_repeats=300, cold_trials=2, vllm_trials=0, stampede_requests=64, memory_requests=2_000)
+SMOKE = Settings("smoke", latency_requests=30, latency_rounds=3, warmup=3, throughput_s=0.3, concurrencies=(1, 16, 64),
+                 routing_repeats=20, cold_trials=1, vllm_trials=0, stampede_requests=64, memory_requests=200)
+
+MODES = {s.mode: s for s in (FULL, QUICK, SMOKE)}

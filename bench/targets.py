@@ -1,0 +1,73 @@
+"""The issue's targets, each judged met or not from the figures of one run."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.suite import SuiteResult
+
+IMAGE_FLATNESS_MAX = 1.5
+"""'Flat in image size': the 10 MB image's median decision within 1.5x of the 10 KB one's."""
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    name: str
+    requirement: str
+    figure: float | None
+    unit: str
+    met: bool | None
+    """None: not measured in this run (see note)."""
+    note: str = ""
+
+
+def _at_most(name: str, requirement: str, figure: float | None, limit: float, unit: str, note: str = "") -> TargetResult:
+    met = None if figure is None or math.isnan(figure) else figure <= limit
+    return TargetResult(name, requirement, _round(figure), unit, met, note)
+
+
+def _at_least(name: str, requirement: str, figure: float | None, limit: float, unit: str, note: str = "") -> TargetResult:
+    met = None if figure is None or math.isnan(figure) else figure >= limit
+    return TargetResult(name, requirement, _round(figure), unit, met, note)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else round(value, 3)
+
+
+def evaluate(r: SuiteResult) -> list[TargetResult]:
+    out: list[TargetResult] = []
+    for o in r.latency.overheads:
+        what = {"c": "explicit local model", "d": "auto"}[o.key]
+        out.append(_at_most(f"plugins_p50_{o.key}", f"({o.key})-(b) at p50 <= 0.5 ms, non-streaming ({what})", o.minus_stock_p50_ms, 0.5, "ms"))
+        out.append(_at_most(f"plugins_p99_{o.key}", f"({o.key})-(b) at p99 <= 1 ms, non-streaming ({what})", o.minus_stock_p99_ms, 1.0, "ms"))
+    explicit = next((o for o in r.latency.overheads if o.key == "c"), None)
+    out.append(_at_most("overhead_share", "(c-a)/(b-a) at p50 <= 0.6 (llm-router's overhead over a direct call vs stock's)",
+                        explicit.share_of_stock_overhead_p50 if explicit else None, 0.6, "x"))
+    router16, stock16 = r.throughput.cell("c", 16), r.throughput.cell("b", 16)
+    ratio = router16.rps / stock16.rps if router16 and stock16 and stock16.rps else None
+    out.append(_at_least("throughput_16", "llm-router (c) req/s at 16 clients >= 1.5x stock LiteLLM's", ratio, 1.5, "x"))
+    for cold in r.cold_start:
+        out.append(_at_most(f"launcher_cold_start_{cold.group}", f"launcher overhead on a cold start <= 300 ms ({cold.engine})",
+                            cold.overhead_median_ms, 300.0, "ms", cold.skipped or ""))
+    cost = r.routing_cost
+    out.append(_at_most("routing_1mb", "routing decision for a 1 MB prompt < 1 ms (median)", cost.case("text 1 MB").median_us / 1000, 1.0, "ms"))
+    out.append(_at_most("routing_image_flat", f"image size doesn't change the decision cost (10 MB / 10 KB median <= {IMAGE_FLATNESS_MAX})",
+                        cost.image_flatness, IMAGE_FLATNESS_MAX, "x"))
+    for m in r.memory:
+        if m.key == "router":
+            out.append(_at_most("memory_growth", f"gateway RSS after {m.after.requests:,} requests within 10% of idle",
+                                m.growth_pct, 10.0, "%"))
+    for s in r.stampede:
+        out.append(TargetResult(f"stampede_processes_{_slug(s.gateway)}", f"stampede ({s.gateway}): exactly 1 server process started",
+                                s.processes_started, "processes", s.processes_started == 1))
+        out.append(TargetResult(f"stampede_answered_{_slug(s.gateway)}", f"stampede ({s.gateway}): all {s.requests} requests answered",
+                                s.answered, "requests", s.answered == s.requests))
+    return out
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in text)
