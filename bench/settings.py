@@ -21,6 +21,7 @@ class Settings:
     stampede_requests: int
     memory_requests: int
     workers2: bool = True
+    """Also run llm-router --workers 2 (throughput, stampede): one more gateway start (~15 s)."""
 
 
 FULL = Settings("full", latency_requests=1000, latency_rounds=10, warmup=30, throughput_s=10.0, concurrencies=(1, 16, 64),
@@ -28,6 +29,6 @@ FULL = Settings("full", latency_requests=1000, latency_rounds=10, warmup=30, thr
 QUICK = Settings("quick", latency_requests=300, latency_rounds=10, warmup=20, throughput_s=3.0, concurrencies=(1, 16, 64),
                  routing_repeats=300, cold_trials=2, vllm_trials=0, stampede_requests=64, memory_requests=2_000)
 SMOKE = Settings("smoke", latency_requests=30, latency_rounds=3, warmup=3, throughput_s=0.3, concurrencies=(1, 16, 64),
-                 routing_repeats=20, cold_trials=1, vllm_trials=0, stampede_requests=64, memory_requests=200)
+                 routing_repeats=20, cold_trials=1, vllm_trials=0, stampede_requests=64, memory_requests=200, workers2=False)
 
 MODES = {s.mode: s for s in (FULL, QUICK, SMOKE)}

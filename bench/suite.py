@@ -144,7 +144,7 @@ def _run(settings: Settings, sup: Supervisor, work: Path, log: Log) -> SuiteResu
         router2 = launch_router(sup, "llm-router-2w", setup2.config, master, add_team_key(sup, setup2.config, groups), workers=2)
         wait_ready(router2)
         extra = RequestPath("e", "llm-router --workers 2, explicit", router2.url, configs.LOCAL_GROUP, router2.team_key, process=router2.name)
-        _check_paths([extra], router2)
+        _check_paths([extra], router2, attempts=20)
         tput_paths.append(extra)
     log(f"throughput: {settings.throughput_s:g} s per cell, {len(tput_paths)} paths x {list(settings.concurrencies)} clients")
     tput = throughput.measure(tput_paths, list(settings.concurrencies), settings.throughput_s)
@@ -180,19 +180,27 @@ def _per_process(sent: dict[str, int], paths: dict[str, RequestPath]) -> Counter
     return out
 
 
-def _check_paths(paths: list[RequestPath], router: RouterGateway) -> None:
-    """One request per path, proving each goes where the bench says it goes."""
+def _check_paths(paths: list[RequestPath], router: RouterGateway, attempts: int = 1) -> None:
+    """Requests proving each path goes where the bench says it goes.
+
+    With several workers each adopts the upstream on its own first request, and the admin
+    endpoint answers from whichever worker gets it: hence `attempts`.
+    """
     for p in paths:
-        response = httpx.post(p.chat_url, content=p.body(), headers=p.headers, timeout=60)
-        if response.status_code != 200:
-            raise RuntimeError(f"{p.label}: HTTP {response.status_code}: {response.text[:500]}")
-        if p.base_url == router.url:
+        for attempt in range(attempts):
+            response = httpx.post(p.chat_url, content=p.body(), headers=p.headers, timeout=60)
+            if response.status_code != 200:
+                raise RuntimeError(f"{p.label}: HTTP {response.status_code}: {response.text[:500]}")
+            if p.base_url != router.url:
+                break
             group = response.headers.get("x-litellm-model-group")
             routed = response.headers.get("x-llm-router-model")
             if group != configs.LOCAL_GROUP or routed != configs.LOCAL_GROUP:
                 raise RuntimeError(f"{p.label}: served by {group!r}, routed to {routed!r}; expected {configs.LOCAL_GROUP}")
             state = router.server_state(configs.LOCAL_GROUP)
-            if state != "ready":
+            if state == "ready":
+                break
+            if attempt == attempts - 1:
                 raise RuntimeError(f"{p.label}: the launcher did not adopt the upstream ({configs.LOCAL_GROUP} is {state})")
 
 

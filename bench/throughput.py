@@ -82,7 +82,7 @@ async def _cell(path: RequestPath, concurrency: int, duration_s: float) -> tuple
                         errors.append(problem)
 
         loop = asyncio.get_running_loop()
-        warm_until = loop.time() + WARMUP_S
+        warm_until = loop.time() + min(WARMUP_S, duration_s)
         await asyncio.gather(*(worker(warm_until, False) for _ in range(concurrency)))
         until = loop.time() + duration_s
         await asyncio.gather(*(worker(until, True) for _ in range(concurrency)))

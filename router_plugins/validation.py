@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import socket
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -134,5 +135,9 @@ def _is_internal_host(host: str) -> bool:
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        return host.isdigit()  # a bare integer is an IPv4 address to most URL fetchers
+        try:
+            # URL fetchers also accept 127.1, 0x7f000001, 2130706433 and octal forms as IPv4.
+            ip = ipaddress.ip_address(socket.inet_ntoa(socket.inet_aton(host)))
+        except OSError:
+            return False
     return not ip.is_global
