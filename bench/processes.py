@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import httpx
 import psutil
@@ -95,11 +96,13 @@ class Supervisor:
         env = {k: v for k, v in os.environ.items() if k not in drop}
         return {**env, **(extra or {}), MARKER_ENV: self.marker}
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Managed:
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
+              stdout: IO[bytes] | None = None) -> Managed:
+        """Start argv in a session of its own; output goes to <log_dir>/<name>.log (stdout to `stdout` if given)."""
         log_path = self.log_dir / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
-            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout or log, stderr=log if stdout else subprocess.STDOUT,
                                      env=env or self.env(), cwd=cwd, start_new_session=True)
         managed = Managed(name, popen, log_path)
         self._procs.append(managed)
@@ -108,24 +111,22 @@ class Supervisor:
     def run(self, name: str, argv: list[str], timeout_s: float, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
         """Run to completion and return stdout; raise with the log tail on failure or timeout."""
         out_path = self.log_dir / f"{name}.stdout"
-        err_path = self.log_dir / f"{name}.log"
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(out_path, "wb") as out, open(err_path, "ab") as err:
-            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                     env=env or self.env(), cwd=cwd, start_new_session=True)
-            managed = Managed(name, popen, err_path)
-            self._procs.append(managed)
-            try:
-                code = popen.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.stop(managed)
-                raise RuntimeError(f"{name} did not finish within {timeout_s:g}s:\n{managed.log_tail()}")
-            finally:
-                if managed in self._procs and not managed.alive():
-                    self._procs.remove(managed)
-        if code != 0:
-            raise RuntimeError(f"{name} exited with {code}:\n{managed.log_tail()}")
+        with open(out_path, "wb") as out:
+            managed = self.start(name, argv, env=env, cwd=cwd, stdout=out)
+        self.finish(managed, timeout_s)
         return out_path.read_text()
+
+    def finish(self, managed: Managed, timeout_s: float) -> None:
+        """Wait for a process that should exit by itself; raise with its log tail if it fails or hangs."""
+        try:
+            code = managed.popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.stop(managed)
+            raise RuntimeError(f"{managed.name} did not finish within {timeout_s:g}s:\n{managed.log_tail()}")
+        self.stop(managed)  # reaps it and any stray children of its group
+        if code != 0:
+            raise RuntimeError(f"{managed.name} exited with {code}:\n{managed.log_tail()}")
 
     def stop(self, managed: Managed, grace_s: float = STOP_GRACE_S) -> None:
         """SIGTERM the group (a gateway then stops the servers it launched), SIGKILL after grace_s."""

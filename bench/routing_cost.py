@@ -1,7 +1,7 @@
 """Routing decision cost: in-process `router.decide` for large prompts and large images.
 
-Run in a subprocess of its own (`python -m bench.routing_cost CONFIG REPEATS`, JSON on
-stdout), so that LiteLLM's import and the large bodies stay out of the bench process.
+Run in a subprocess of its own (`python -m bench.routing_cost CONFIG REPEATS OUT_JSON`), so
+that LiteLLM's import and the large bodies stay out of the bench process.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import random
 import statistics
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
 
@@ -100,9 +101,8 @@ def measure(config_path: str, repeats: int) -> RoutingCostResult:
 
 
 def main(argv: list[str]) -> int:
-    config_path, repeats = argv[0], int(argv[1])
-    result = measure(config_path, repeats)
-    print(json.dumps(asdict(result)))
+    config_path, repeats, out = argv[0], int(argv[1]), Path(argv[2])
+    out.write_text(json.dumps(asdict(measure(config_path, repeats))))
     return 0
 
 

@@ -29,6 +29,7 @@ from bench.settings import Settings
 from bench.targets import TargetResult, evaluate
 
 Log = Callable[[str], None]
+ROUTING_TIMEOUT_S = 900
 
 
 @dataclass
@@ -97,10 +98,12 @@ def _run(settings: Settings, sup: Supervisor, work: Path, log: Log) -> SuiteResu
     setup2 = configs.write_router(work / "router-2w", upstream_port, run_id + "w2", None)[0] if settings.workers2 else None
     groups = [m["model_name"] for m in model_list]
 
-    log("routing cost (in-process router.decide, before any server starts)")
-    cost = routing_cost.from_json(json.loads(sup.run(
-        "routing-cost", [sys.executable, "-m", "bench.routing_cost", str(setup.config), str(settings.routing_repeats)],
-        timeout_s=900, cwd=REPO)))
+    log("routing cost (in-process router.decide" + (", before any server starts)" if settings.quiet_routing else ")"))
+    cost_path = work / "routing-cost.json"
+    cost_proc = sup.start("routing-cost", [sys.executable, "-m", "bench.routing_cost", str(setup.config), str(settings.routing_repeats),
+                                           str(cost_path)], cwd=REPO)
+    if settings.quiet_routing:
+        sup.finish(cost_proc, ROUTING_TIMEOUT_S)
 
     log("starting the fake upstream, stock LiteLLM and llm-router")
     upstream = start_upstream(sup, configs.upstream_argv(upstream_port), upstream_port)
@@ -110,6 +113,9 @@ def _run(settings: Settings, sup: Supervisor, work: Path, log: Log) -> SuiteResu
     router = launch_router(sup, "llm-router", setup.config, master, team)
     wait_ready(stock)
     wait_ready(router)
+    if not settings.quiet_routing:
+        sup.finish(cost_proc, ROUTING_TIMEOUT_S)
+    cost = routing_cost.from_json(json.loads(cost_path.read_text()))
     paths = [
         RequestPath("a", "direct to the fake upstream", upstream.url, configs.UPSTREAM_MODEL, process=upstream.name),
         RequestPath("b", "stock LiteLLM proxy", stock.url, configs.LOCAL_GROUP, process=stock.name),

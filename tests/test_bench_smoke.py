@@ -1,0 +1,30 @@
+"""The benchmark suite runs end to end (tiny counts) and writes a complete JSON report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SECTIONS = ("date", "machine", "versions", "latency", "throughput", "routing_cost", "cold_start", "stampede", "memory", "targets", "cleanup")
+
+
+def test_bench_smoke_writes_every_section(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--output", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    (report,) = tmp_path.glob("*.json")
+    data = json.loads(report.read_text())
+    assert all(section in data for section in SECTIONS), sorted(data)
+    assert data["mode"] == "smoke"
+    assert {p["key"] for p in data["latency"]["paths"]} == {"a", "b", "c", "d"}
+    assert {c["key"] for c in data["throughput"]["cells"]} >= {"a", "b", "c", "d"}
+    assert [c["name"] for c in data["routing_cost"]["cases"] if c["name"].startswith("image")] == ["image 10 KB", "image 1 MB", "image 10 MB"]
+    assert data["stampede"] and data["cold_start"] and {m["key"] for m in data["memory"]} == {"stock", "router"}
+    assert data["targets"] and all({"requirement", "figure", "met"} <= set(t) for t in data["targets"])
+    assert data["machine"]["cpu_count"] >= 1 and data["versions"]["litellm"]
+    assert data["cleanup"]["left_running"] == 0
+    assert (tmp_path / "overhead.png").stat().st_size > 0
+    assert (tmp_path / "BENCHMARKS.md").read_text().startswith("# llm-router benchmarks")
