@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from launchers import provision
+from launchers.problems import ConfigError, ConfigProblem, from_validation_error, read_mapping
 
 # Keeps every launch offline, quiet and on loopback (see shared notes on vLLM's CPU build):
 # without VLLM_HOST_IP the engine's internal queue binds to the host's external address.
@@ -28,20 +27,6 @@ _VLLM_BASE_ENV = {
     "DO_NOT_TRACK": "1",
     "VLLM_HOST_IP": "127.0.0.1",
 }
-
-
-@dataclass(frozen=True)
-class SpecProblem:
-    file: str
-    key: str
-    problem: str
-    fix: str
-
-
-class SpecError(Exception):
-    def __init__(self, problems: list[SpecProblem]):
-        self.problems = problems
-        super().__init__("; ".join(f"{p.file}: {p.key}: {p.problem}. Fix: {p.fix}" for p in problems))
 
 
 class ServerMemory(BaseModel):
@@ -212,28 +197,12 @@ def _gpu_present() -> bool:
 
 
 def load_spec(path: Path) -> LaunchSpec:
-    fname = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SpecError([SpecProblem(fname, "(file)", "launch spec not found", "create it or fix model_info.launcher")])
-    except yaml.YAMLError as exc:
-        raise SpecError([SpecProblem(fname, "(file)", f"not valid YAML: {exc}", "fix the YAML syntax")])
-    if not isinstance(raw, dict):
-        raise SpecError([SpecProblem(fname, "(file)", "top level is not a mapping", "see models/qwen3-14b.yaml for an example")])
-    if "name" in raw or "source" in raw:
-        raise SpecError([SpecProblem(fname, "name" if "name" in raw else "source", "is set from the file itself", "remove the key")])
+    """Load and validate one spec; raise ConfigError listing every problem."""
+    raw = read_mapping(path, "create it or fix model_info.launcher", "models/qwen3-14b.yaml")
+    for derived in ("name", "source"):
+        if derived in raw:
+            raise ConfigError([ConfigProblem(str(path), derived, "is set from the file itself", "remove the key")])
     try:
         return LaunchSpec.model_validate({**raw, "name": path.stem, "source": path.resolve()})
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "(spec)"
-            if err["type"] == "extra_forbidden":
-                fix = "remove it (unknown key)"
-            elif err["type"] == "missing":
-                fix = "add it; it has no default"
-            else:
-                fix = "see the field's documentation in launchers/spec.py"
-            problems.append(SpecProblem(fname, key, err["msg"], fix))
-        raise SpecError(problems)
+        raise ConfigError(from_validation_error(str(path), "", exc))

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from launchers.spec import LaunchSpec, SpecError, load_spec
+from launchers.problems import ConfigError, ConfigProblem, from_validation_error, read_mapping
+from launchers.spec import LaunchSpec, load_spec
 
 TRIGGER_DEFAULT = ("auto",)
 COMPLEXITY_TIERS = ("SIMPLE", "MEDIUM", "COMPLEX", "REASONING")
@@ -24,23 +24,6 @@ COMPLEXITY_TIERS = ("SIMPLE", "MEDIUM", "COMPLEX", "REASONING")
 # LiteLLM providers whose key comes from a well-known environment variable when the
 # deployment doesn't name one.
 _PROVIDER_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    file: str
-    key: str
-    problem: str
-    fix: str
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.key}: {self.problem}. Fix: {self.fix}"
-
-
-class ConfigError(Exception):
-    def __init__(self, problems: list[ConfigProblem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 class _Strict(BaseModel):
@@ -183,15 +166,7 @@ class GatewayConfig:
 def load_config(path: str | os.PathLike[str]) -> GatewayConfig:
     """Load and validate the whole config, launch specs included; raise ConfigError listing every problem."""
     path = Path(path).resolve()
-    fname = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError([ConfigProblem(fname, "(file)", "file not found", "pass --config PATH or create litellm_config.yaml")])
-    except yaml.YAMLError as exc:
-        raise ConfigError([ConfigProblem(fname, "(file)", f"not valid YAML: {exc}", "fix the YAML syntax")])
-    if not isinstance(raw, dict):
-        raise ConfigError([ConfigProblem(fname, "(file)", "top level is not a mapping", "start from the shipped litellm_config.yaml")])
+    raw = read_mapping(path, "pass --config PATH or create litellm_config.yaml", "the shipped litellm_config.yaml")
     return _Loader(path, raw).load()
 
 
@@ -227,10 +202,7 @@ class _Loader:
         try:
             return cls.model_validate(value)
         except ValidationError as exc:
-            for err in exc.errors():
-                where = ".".join([key, *(str(p) for p in err["loc"])])
-                fix = "remove it" if err["type"] == "extra_forbidden" else "see the README for allowed values"
-                self.problem(where, err["msg"], fix)
+            self.problems.extend(from_validation_error(self.file, key, exc))
             return None
 
     def _deployments(self) -> list[Deployment]:
@@ -277,8 +249,8 @@ class _Loader:
         spec_path = self.path.parent / relative
         try:
             spec = load_spec(spec_path)
-        except SpecError as exc:
-            self.problems.extend(ConfigProblem(p.file, p.key, p.problem, p.fix) for p in exc.problems)
+        except ConfigError as exc:
+            self.problems.extend(exc.problems)
             return None
         api_base = params.get("api_base") or ""
         if f":{spec.port}" not in api_base:

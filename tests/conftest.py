@@ -9,6 +9,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests.fakes.cloud import FakeCloud  # noqa: E402
 from tests.support.processes import model_server_processes  # noqa: E402
 
 # Routing and config tests import LiteLLM in-process: keep it offline.
@@ -27,3 +28,10 @@ def no_model_server_left_running():
     for proc in leftovers:
         proc.kill()
     assert not leftovers, f"model server processes left running: {[p.pid for p in leftovers]}"
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    """A fake OpenAI + Anthropic upstream for the test module."""
+    with FakeCloud() as fake:
+        yield fake

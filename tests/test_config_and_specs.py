@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from launchers.spec import SpecError, load_spec
+from launchers.spec import load_spec
 from llm_router.config import ConfigError, load_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def test_command_spec_fills_placeholders_and_never_uses_a_shell(tmp_path):
 def _spec_problems(tmp_path: Path, text: str) -> list:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(ConfigError) as info:
         load_spec(path)
     return info.value.problems
 
@@ -118,7 +118,7 @@ def test_a_missing_launch_spec_file_is_named(tmp_path):
     shutil.copy(REPO / "litellm_config.yaml", tmp_path / "litellm_config.yaml")
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "litellm_config.yaml")
-    missing = [p for p in info.value.problems if p.problem == "launch spec not found"]
+    missing = [p for p in info.value.problems if p.problem == "file not found"]
     assert {Path(p.file).name for p in missing} == {"qwen3-14b.yaml", "qwen2.5-vl-7b.yaml", "smollm2-135m-cpu.yaml"}
 
 
@@ -128,7 +128,7 @@ def test_unknown_keys_in_our_sections_are_rejected(tmp_path):
     (tmp_path / "litellm_config.yaml").write_text(text)
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "litellm_config.yaml")
-    assert any(p.key == "routing.visoin" and p.fix == "remove it" for p in info.value.problems)
+    assert any(p.key == "routing.visoin" and p.fix == "remove it (unknown key)" for p in info.value.problems)
 
 
 def test_the_shipped_fallback_chains_reach_claude_then_openai():

@@ -7,18 +7,11 @@ import time
 import openai
 import pytest
 
-from tests.fakes.cloud import FakeCloud
 from tests.support.configs import core_config
 from tests.support.gateway import Gateway
 
 SENTINEL_OPENAI = "sk-test-openai-SENTINEL-fb01"
 SENTINEL_ANTHROPIC = "sk-ant-test-SENTINEL-fb02"
-
-
-@pytest.fixture(scope="module")
-def cloud():
-    with FakeCloud() as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

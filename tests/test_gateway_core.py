@@ -6,19 +6,12 @@ import time
 
 import pytest
 
-from tests.fakes.cloud import FakeCloud
 from tests.support.configs import core_config
 from tests.support.gateway import Gateway
 
 SENTINEL_OPENAI = "sk-test-openai-SENTINEL-0001"
 SENTINEL_ANTHROPIC = "sk-ant-test-SENTINEL-0002"
 TINY_PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-
-
-@pytest.fixture(scope="module")
-def cloud():
-    with FakeCloud() as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

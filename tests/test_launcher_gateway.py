@@ -11,18 +11,11 @@ import time
 import httpx
 import pytest
 
-from tests.fakes.cloud import FakeCloud
 from tests.support.configs import core_config
 from tests.support.gateway import FAKE_MODEL_SERVER, Gateway
 from tests.support.processes import count_spawned
 
 ANTHROPIC = "sk-ant-test-launcher-0001"
-
-
-@pytest.fixture(scope="module")
-def cloud():
-    with FakeCloud() as c:
-        yield c
 
 
 def _set_spec(config, name, *, flags=(), **keys):

