@@ -12,6 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from launchers import provision
 from launchers.manager import Launcher
 from launchers.server import RuntimePaths, ServerState
 from llm_router.environment import MASTER_KEY_ENV
@@ -106,8 +107,16 @@ class Gateway:
             return BackendHealth(True, "ready", f"port {d.launch_spec.port}")
         if problem:
             return BackendHealth(False, "unavailable", problem)
-        detail = server.last_error if server.state is ServerState.FAILED else "starts on demand"
-        return BackendHealth(server.state is not ServerState.FAILED, server.state.value, detail or "")
+        pending = provision.pending_preparation(d.launch_spec)
+        if server.state is ServerState.FAILED:
+            detail = server.last_error or ""
+        elif server.state is ServerState.STARTING:
+            detail = f"preparing {', '.join(pending)} (first use only; progress in logs/router.log)" if pending else "starting"
+        elif pending:
+            detail = f"starts on demand; first prepares {', '.join(pending)} (minutes, once)"
+        else:
+            detail = "starts on demand"
+        return BackendHealth(server.state is not ServerState.FAILED, server.state.value, detail)
 
     # ---- attempts of one request, for the final error -------------------------------------
 

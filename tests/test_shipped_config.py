@@ -1,0 +1,55 @@
+"""The shipped litellm_config.yaml as an admin runs it, with cloud base URLs from the environment."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.support.gateway import Gateway
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def shipped(cloud, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("shipped")
+    shutil.copy(REPO / "litellm_config.yaml", tmp / "litellm_config.yaml")
+    (tmp / "models").mkdir()
+    for spec in (REPO / "models").glob("*.yaml"):
+        shutil.copy(spec, tmp / "models" / spec.name)
+    env = {"OPENAI_API_KEY": "sk-test-shipped-0001", "ANTHROPIC_API_KEY": "sk-ant-test-shipped-0001",
+           "OPENAI_BASE_URL": f"{cloud.url}/v1", "ANTHROPIC_BASE_URL": cloud.url}
+    with Gateway(tmp / "litellm_config.yaml", env) as gw:
+        yield gw
+
+
+@pytest.mark.parametrize(("name", "upstream"), [
+    ("gpt-4o", "openai:gpt-4o"), ("gpt-4", "openai:gpt-4o"), ("gpt-4-turbo", "openai:gpt-4o"),
+    ("gpt-3.5-turbo", "openai:gpt-4o-mini"), ("gpt-4o-mini", "openai:gpt-4o-mini"),
+    ("claude-3-5-sonnet-20241022", "anthropic:claude-sonnet-4-5"), ("claude-haiku", "anthropic:claude-haiku-4-5"),
+])
+def test_cloud_names_resolve_to_their_provider_through_the_base_url_variables(shipped, cloud, name, upstream):
+    answer = shipped.client().chat.completions.create(model=name, messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content.startswith(f"{upstream} says: hi")
+    assert cloud.requests[-1].api_key in ("sk-test-shipped-0001", "sk-ant-test-shipped-0001")
+
+
+def test_a_local_model_that_cannot_run_here_falls_back_to_claude(shipped):
+    raw = shipped.client().chat.completions.with_raw_response.create(model="qwen3-14b", messages=[{"role": "user", "content": "hi"}])
+    assert raw.headers["x-litellm-model-group"] == "claude-sonnet"
+
+
+def test_a_long_auto_prompt_goes_to_claude_sonnet(shipped):
+    raw = shipped.client().chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": "word " * 600}])
+    assert raw.headers["x-llm-router-model"] == "claude-sonnet"
+    assert raw.headers["x-llm-router-reason"] == "complex"
+
+
+def test_an_image_goes_to_gpt_4o_when_the_local_vision_model_cannot_run(shipped):
+    png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAAABJRU5ErkJggg=="
+    content = [{"type": "text", "text": "what is it?"}, {"type": "image_url", "image_url": {"url": png}}]
+    raw = shipped.client().chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": content}])
+    assert raw.headers["x-llm-router-reason"] == "vision"
+    assert raw.headers["x-llm-router-model"] == "gpt-4o"
