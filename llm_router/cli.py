@@ -88,6 +88,12 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        # Tuned defaults (measured in bench/, see BENCHMARKS.md): the C HTTP parser and event
+        # loop, and no per-request access-log line unless asked for (LLM_ROUTER_ACCESS_LOG=1);
+        # errors, fallbacks and launcher events are still logged.
+        loop="uvloop",
+        http="httptools",
+        access_log=os.environ.get("LLM_ROUTER_ACCESS_LOG", "0") == "1",
         log_config=None,
         timeout_graceful_shutdown=30,
     )
