@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from router_plugins.keys import KeyStore, RateLimiter, TeamKey
 from router_plugins.routing import FORBIDDEN, Availability, ContentRouter
 
 _ATTEMPT_MEMORY = 10_000
+_AVAILABILITY_TTL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Gateway:
         self.launcher = Launcher(config.local_specs().values(), s.memory_budget, self.paths)
         self._attempts: OrderedDict[str, list[Attempt]] = OrderedDict()
         self._attempts_lock = threading.Lock()
+        self._availability: dict[str, tuple[float, str | None]] = {}
 
     @property
     def master_key(self) -> str | None:
@@ -57,7 +60,20 @@ class Gateway:
     # ---- routing availability -------------------------------------------------------------
 
     def unavailable_reason(self, group: str) -> str | None:
-        """Why no deployment of `group` can serve on this machine right now, found without a network call."""
+        """Why no deployment of `group` can serve on this machine right now, found without a network call.
+
+        Remembered for a second: the answer looks at files and the environment, which change
+        rarely, and routing asks it for several groups on every request.
+        """
+        now = time.monotonic()
+        cached = self._availability.get(group)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        reason = self._unavailable_reason(group)
+        self._availability[group] = (now + _AVAILABILITY_TTL_S, reason)
+        return reason
+
+    def _unavailable_reason(self, group: str) -> str | None:
         reasons = [self._deployment_problem(d) for d in self.config.deployments_of(group)]
         if not reasons:
             return "no such model group"
