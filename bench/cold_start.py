@@ -45,7 +45,10 @@ def skipped(engine: str, group: str, why: str) -> ColdStartResult:
     return ColdStartResult(engine, group, [], None, None, None, why)
 
 
-def measure(sup: Supervisor, gateway: RouterGateway, group: str, spec_path: Path, engine: str, trials: int) -> ColdStartResult:
+def measure(sup: Supervisor, gateway: RouterGateway, group: str, spec_path: Path, engine: str, trials: int,
+            prime: bool = False) -> ColdStartResult:
+    """`prime`: start the server once by hand, unmeasured, so that the first measured start doesn't
+    pay alone for one-time work (a real engine's caches, cold pages of its files)."""
     from launchers.server import RuntimePaths
     from launchers.spec import load_spec
 
@@ -56,6 +59,8 @@ def measure(sup: Supervisor, gateway: RouterGateway, group: str, spec_path: Path
     cache.mkdir(parents=True, exist_ok=True)
     env = sup.env({"VLLM_CACHE_ROOT": str(cache), "TMPDIR": str(paths.tmp_dir(spec.name)), **spec.environment()})
     timeout = spec.startup_timeout_s
+    if prime:
+        _by_hand(sup, spec.argv(), env, spec.source.parent, spec.base_url, spec.served_model_name, spec.port, timeout)
     results = []
     for i in range(trials):
         if i % 2 == 0:

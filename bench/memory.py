@@ -11,8 +11,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-import httpx
-
+from bench import loadgen
 from bench.paths import RequestPath
 from bench.processes import Managed
 
@@ -56,21 +55,16 @@ def send(path: RequestPath, count: int, concurrency: int = TOP_UP_CONCURRENCY) -
 
 
 async def _send(path: RequestPath, count: int, concurrency: int) -> int:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     remaining = count
-    failed = 0
+    outcome = loadgen.Outcome()
     body = path.body()
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+    async with loadgen.session(concurrency) as http:
 
         async def worker() -> None:
-            nonlocal remaining, failed
+            nonlocal remaining
             while remaining > 0:
                 remaining -= 1
-                try:
-                    response = await client.post(path.chat_url, content=body, headers=path.headers)
-                    failed += response.status_code != 200
-                except httpx.HTTPError:
-                    failed += 1
+                await loadgen.post(http, path, body, outcome, lambda: True)
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return failed
+        await loadgen.gather_workers(concurrency, worker)
+    return len(outcome.errors)

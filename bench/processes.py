@@ -295,7 +295,7 @@ class RouterGateway(Server):
 
 
 def start_upstream(sup: Supervisor, argv: list[str], port: int) -> Server:
-    proc = sup.start("upstream", argv)
+    proc = sup.start("upstream", argv, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     wait_http_ok(f"{url}/health", proc, 30)
     return Server("upstream", url, proc)

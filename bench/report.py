@@ -173,7 +173,10 @@ def markdown(r: SuiteResult, json_name: str, chart: str) -> str:
             "from one asyncio `httpx.AsyncClient` with a connection pool sized to the concurrency. **The client shares the 2 cores with "
             "the gateway and the upstream**, so the direct path (a) is partly client-bound, and every figure is lower than on a machine "
             "with cores to spare.",
-            "Routing cost: `router.decide` in-process (a separate Python process started before any server), median over many decisions.",
+            "Routing cost: `router.decide` in-process, in a Python process of its own, with the bench's llm-router config and no key "
+            "(availability checks included), timed while the gateways sit idle; median over many decisions per prompt. Beside the sizes "
+            "the targets name, a short prompt and one of exactly `routing.complexity.max_chars` (2,000) characters, the longest that still "
+            "runs LiteLLM's complexity scorer and the exact token count.",
             "Cold start: the launch spec's own command and environment started by hand and polled every 10 ms with a chat completion until "
             "one is answered, against a streamed request through the gateway to the first token, trials alternating which goes first.",
             "Stampede: concurrent requests for a cold model; server processes counted with psutil by command line (the served name is "

@@ -1,7 +1,9 @@
 """Routing decision cost: in-process `router.decide` for large prompts and large images.
 
-Run in a subprocess of its own (`python -m bench.routing_cost CONFIG REPEATS OUT_JSON`), so
-that LiteLLM's import and the large bodies stay out of the bench process.
+Run in a subprocess of its own (`python -m bench.routing_cost CONFIG REPEATS OUT_JSON [GO_FILE]`),
+so that LiteLLM's import and the large bodies stay out of the bench process. With GO_FILE it
+imports and builds the bodies at once but starts timing only once GO_FILE exists: the slow
+part overlaps the gateways' start, the timing runs while they sit idle.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import random
 import statistics
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from time import perf_counter_ns
@@ -75,7 +78,7 @@ def bodies() -> list[tuple[str, str, int, dict[str, Any]]]:
     return out
 
 
-def measure(config_path: str, repeats: int) -> RoutingCostResult:
+def measure(config_path: str, repeats: int, go_file: Path | None = None) -> RoutingCostResult:
     os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     from llm_router.config import load_config
@@ -83,8 +86,11 @@ def measure(config_path: str, repeats: int) -> RoutingCostResult:
 
     gw = Gateway(load_config(config_path))
     availability = gw.availability_for(None)
+    prepared = bodies()
+    while go_file is not None and not go_file.exists():
+        time.sleep(0.05)
     cases = []
-    for name, kind, size, body in bodies():
+    for name, kind, size, body in prepared:
         decision = gw.router.decide(body, availability)
         for _ in range(min(20, repeats)):  # warm caches (tokenizer, scorer) before timing
             gw.router.decide(body, availability)
@@ -102,7 +108,8 @@ def measure(config_path: str, repeats: int) -> RoutingCostResult:
 
 def main(argv: list[str]) -> int:
     config_path, repeats, out = argv[0], int(argv[1]), Path(argv[2])
-    out.write_text(json.dumps(asdict(measure(config_path, repeats))))
+    go_file = Path(argv[3]) if len(argv) > 3 else None
+    out.write_text(json.dumps(asdict(measure(config_path, repeats, go_file))))
     return 0
 
 

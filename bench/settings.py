@@ -22,8 +22,6 @@ class Settings:
     memory_requests: int
     workers2: bool = True
     """Also run llm-router --workers 2 (throughput, stampede): one more gateway start (~15 s)."""
-    quiet_routing: bool = True
-    """Measure the routing cost before any server starts; False overlaps it with their start (smoke: plumbing only)."""
 
 
 FULL = Settings("full", latency_requests=1000, latency_rounds=10, warmup=30, throughput_s=10.0, concurrencies=(1, 16, 64),
@@ -31,7 +29,6 @@ FULL = Settings("full", latency_requests=1000, latency_rounds=10, warmup=30, thr
 QUICK = Settings("quick", latency_requests=300, latency_rounds=10, warmup=20, throughput_s=3.0, concurrencies=(1, 16, 64),
                  routing_repeats=300, cold_trials=2, vllm_trials=0, stampede_requests=64, memory_requests=2_000)
 SMOKE = Settings("smoke", latency_requests=20, latency_rounds=2, warmup=2, throughput_s=0.2, concurrencies=(1, 16),
-                 routing_repeats=10, cold_trials=1, vllm_trials=0, stampede_requests=64, memory_requests=100,
-                 workers2=False, quiet_routing=False)
+                 routing_repeats=10, cold_trials=1, vllm_trials=0, stampede_requests=64, memory_requests=100, workers2=False)
 
 MODES = {s.mode: s for s in (FULL, QUICK, SMOKE)}

@@ -11,11 +11,9 @@ import asyncio
 import threading
 import time
 from dataclasses import dataclass
-from time import perf_counter
 
-import httpx
-
-from bench.paths import chat_body
+from bench import loadgen
+from bench.paths import RequestPath
 from bench.processes import RouterGateway, processes_matching, wait_port_free
 from bench.stats import percentile
 
@@ -48,13 +46,13 @@ class _ProcessWatch(threading.Thread):
             self.done.wait(POLL_S)
 
 
-def measure(gateway: RouterGateway, label: str, group: str, served_name: str, port: int, requests: int, timeout_s: float = 120) -> StampedeResult:
+def measure(gateway: RouterGateway, label: str, group: str, served_name: str, port: int, requests: int) -> StampedeResult:
     if gateway.server_state(group) not in ("stopped", "failed"):
         raise RuntimeError(f"{group} is not cold")
     watch = _ProcessWatch(served_name)
     watch.start()
     try:
-        waits, errors = asyncio.run(_storm(gateway, group, requests, timeout_s))
+        waits, errors = asyncio.run(_storm(gateway, group, requests))
         watch.pids.update(p.pid for p in processes_matching(served_name))
     finally:
         watch.done.set()
@@ -66,33 +64,22 @@ def measure(gateway: RouterGateway, label: str, group: str, served_name: str, po
                           percentile(ordered, 50), percentile(ordered, 99), ordered[-1] if ordered else float("nan"))
 
 
-async def _storm(gateway: RouterGateway, group: str, requests: int, timeout_s: float) -> tuple[list[float], list[str]]:
-    headers = {"content-type": "application/json", "authorization": f"Bearer {gateway.team_key}"}
-    body = chat_body(group)
-    limits = httpx.Limits(max_connections=requests, max_keepalive_connections=requests)
-    waits: list[float] = []
-    errors: list[str] = []
-    async with httpx.AsyncClient(limits=limits, timeout=timeout_s) as client:
+async def _storm(gateway: RouterGateway, group: str, requests: int) -> tuple[list[float], list[str]]:
+    path = RequestPath("stampede", group, gateway.url, group, gateway.team_key)
+    outcome = loadgen.Outcome()
+    body = path.body()
+    async with loadgen.session(requests) as http:
         gate = asyncio.Event()
 
         async def one() -> None:
             await gate.wait()
-            start = perf_counter()
-            try:
-                response = await client.post(f"{gateway.url}/v1/chat/completions", content=body, headers=headers)
-            except httpx.HTTPError as exc:
-                errors.append(f"{type(exc).__name__}: {exc}"[:300])
-                return
-            if response.status_code == 200:
-                waits.append(perf_counter() - start)
-            else:
-                errors.append(f"HTTP {response.status_code}: {response.text[:300]}")
+            await loadgen.post(http, path, body, outcome, lambda: True)
 
         tasks = [asyncio.create_task(one()) for _ in range(requests)]
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # every task is waiting on the gate: they start together
         gate.set()
         await asyncio.gather(*tasks)
-    return waits, errors
+    return outcome.latencies_s, outcome.errors
 
 
 def _stop_everywhere(gateway: RouterGateway, group: str, served_name: str) -> None:

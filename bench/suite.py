@@ -1,7 +1,7 @@
 """The whole run, in order: set up, measure every section, stop everything, check nothing is left.
 
-Order matters on a shared 2-core machine: the routing cost runs before any server starts,
-latency before throughput (which loads the machine hardest), memory is read idle right
+Order matters on a shared 2-core machine: the routing cost is timed while the gateways sit
+idle (its LiteLLM import overlaps their start), latency before throughput (which loads the machine hardest), memory is read idle right
 after the warm-up and again at the end, after the top-up to the target request count.
 """
 
@@ -14,9 +14,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -30,6 +31,7 @@ from bench.targets import TargetResult, evaluate
 
 Log = Callable[[str], None]
 ROUTING_TIMEOUT_S = 900
+ROUTER_DIRS = ("router", "router-2w")
 
 
 @dataclass
@@ -76,6 +78,7 @@ def run(settings: Settings, log: Log) -> SuiteResult:
         if swept:
             log(f"cleanup: killed {len(swept)} leftover process(es): {swept}")
         log(f"cleanup: {len(left)} process(es) of this run left running")
+        _remove_launcher_tmp_dirs(work / d / "run" for d in ROUTER_DIRS)
         if failed:
             log(f"logs kept in {work / 'logs'}")
         else:
@@ -93,29 +96,30 @@ def _run(settings: Settings, sup: Supervisor, work: Path, log: Log) -> SuiteResu
     vllm = _vllm_assets(settings, sup, work, notes, log)
 
     upstream_port = free_port()
-    setup, model_list = configs.write_router(work / "router", upstream_port, run_id, vllm)
+    setup, model_list = configs.write_router(work / ROUTER_DIRS[0], upstream_port, run_id, vllm)
     stock_config = configs.write_stock(work / "stock", model_list)
-    setup2 = configs.write_router(work / "router-2w", upstream_port, run_id + "w2", None)[0] if settings.workers2 else None
-    groups = [m["model_name"] for m in model_list]
+    setup2, model_list2 = configs.write_router(work / ROUTER_DIRS[1], upstream_port, run_id + "w2", None) if settings.workers2 else (None, [])
 
-    log("routing cost (in-process router.decide" + (", before any server starts)" if settings.quiet_routing else ")"))
-    cost_path = work / "routing-cost.json"
+    cost_path, go_file = work / "routing-cost.json", work / "routing-cost.go"
     cost_proc = sup.start("routing-cost", [sys.executable, "-m", "bench.routing_cost", str(setup.config), str(settings.routing_repeats),
-                                           str(cost_path)], cwd=REPO)
-    if settings.quiet_routing:
-        sup.finish(cost_proc, ROUTING_TIMEOUT_S)
+                                           str(cost_path), str(go_file)], cwd=REPO)
 
-    log("starting the fake upstream, stock LiteLLM and llm-router")
+    log("starting the fake upstream, stock LiteLLM and llm-router" + (" (1 and 2 workers)" if setup2 else ""))
     upstream = start_upstream(sup, configs.upstream_argv(upstream_port), upstream_port)
     master = "sk-bench-master-" + sup.marker
-    team = add_team_key(sup, setup.config, groups)
     stock = launch_stock(sup, stock_config)
-    router = launch_router(sup, "llm-router", setup.config, master, team)
-    wait_ready(stock)
-    wait_ready(router)
-    if not settings.quiet_routing:
-        sup.finish(cost_proc, ROUTING_TIMEOUT_S)
+    router = launch_router(sup, "llm-router", setup.config, master, add_team_key(sup, setup.config, _groups(model_list)))
+    # Started now, idle until the throughput cells: its start overlaps the others' instead of adding to the run.
+    router2 = launch_router(sup, "llm-router-2w", setup2.config, master, add_team_key(sup, setup2.config, _groups(model_list2)),
+                           workers=2) if setup2 else None
+    for server in (stock, router, router2):
+        if server is not None:
+            wait_ready(server)
+    log("routing cost (in-process router.decide, the gateways idle)")
+    go_file.touch()
+    sup.finish(cost_proc, ROUTING_TIMEOUT_S)
     cost = routing_cost.from_json(json.loads(cost_path.read_text()))
+    team = router.team_key
     paths = [
         RequestPath("a", "direct to the fake upstream", upstream.url, configs.UPSTREAM_MODEL, process=upstream.name),
         RequestPath("b", "stock LiteLLM proxy", stock.url, configs.LOCAL_GROUP, process=stock.name),
@@ -136,7 +140,7 @@ def _run(settings: Settings, sup: Supervisor, work: Path, log: Log) -> SuiteResu
     colds = [_cold(sup, router, setup, configs.COLD_GROUP, f"fake model server, --start-delay {configs.COLD_START_DELAY_S}",
                    settings.cold_trials, log)]
     if vllm is not None:
-        colds.append(_cold(sup, router, setup, configs.VLLM_GROUP, "vLLM CPU build, tiny model", settings.vllm_trials, log))
+        colds.append(_cold(sup, router, setup, configs.VLLM_GROUP, "vLLM CPU build, tiny model", settings.vllm_trials, log, prime=True))
     elif settings.vllm_trials:
         colds.append(cold_start.skipped("vLLM CPU build, tiny model", configs.VLLM_GROUP, notes[-1]))
 
@@ -144,11 +148,7 @@ def _run(settings: Settings, sup: Supervisor, work: Path, log: Log) -> SuiteResu
     storms = [_stampede(router, setup, "1 worker", settings)]
 
     tput_paths = list(paths)
-    router2: RouterGateway | None = None
-    if setup2 is not None:
-        log("starting llm-router --workers 2")
-        router2 = launch_router(sup, "llm-router-2w", setup2.config, master, add_team_key(sup, setup2.config, groups), workers=2)
-        wait_ready(router2)
+    if router2 is not None:
         extra = RequestPath("e", "llm-router --workers 2, explicit", router2.url, configs.LOCAL_GROUP, router2.team_key, process=router2.name)
         _check_paths([extra], router2, attempts=20)
         tput_paths.append(extra)
@@ -177,6 +177,20 @@ def _run(settings: Settings, sup: Supervisor, work: Path, log: Log) -> SuiteResu
         machine=machine(), versions=versions(), settings=settings, paths={p.key: p.label for p in tput_paths},
         latency=lat, throughput=tput, routing_cost=cost, cold_start=colds, stampede=storms, memory=mems, notes=notes,
     )
+
+
+def _remove_launcher_tmp_dirs(state_dirs: Iterable[Path]) -> None:
+    """The launcher gives each server a short TMPDIR under /tmp, named after the state dir, and never removes it."""
+    from launchers.server import RuntimePaths
+
+    for state_dir in state_dirs:
+        prefix = RuntimePaths(state_dir, state_dir).tmp_dir("")  # creates the bare prefix itself, removed below
+        for path in prefix.parent.glob(prefix.name + "*"):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _groups(model_list: list[dict[str, Any]]) -> list[str]:
+    return [m["model_name"] for m in model_list]
 
 
 def _per_process(sent: dict[str, int], paths: dict[str, RequestPath]) -> Counter[str]:
@@ -210,9 +224,10 @@ def _check_paths(paths: list[RequestPath], router: RouterGateway, attempts: int 
                 raise RuntimeError(f"{p.label}: the launcher did not adopt the upstream ({configs.LOCAL_GROUP} is {state})")
 
 
-def _cold(sup: Supervisor, router: RouterGateway, setup: configs.RouterSetup, group: str, engine: str, trials: int, log: Log) -> cold_start.ColdStartResult:
-    log(f"cold start: {engine}, {trials} trial(s) by hand and through the gateway")
-    return cold_start.measure(sup, router, group, setup.spec_path(group), engine, trials)
+def _cold(sup: Supervisor, router: RouterGateway, setup: configs.RouterSetup, group: str, engine: str, trials: int, log: Log,
+          prime: bool = False) -> cold_start.ColdStartResult:
+    log(f"cold start: {engine}, {trials} trial(s) by hand and through the gateway" + (" after an unmeasured start" if prime else ""))
+    return cold_start.measure(sup, router, group, setup.spec_path(group), engine, trials, prime)
 
 
 def _stampede(router: RouterGateway, setup: configs.RouterSetup, label: str, settings: Settings) -> stampede.StampedeResult:
