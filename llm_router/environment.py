@@ -5,6 +5,15 @@ from __future__ import annotations
 import os
 
 MASTER_KEY_ENV = "LLM_ROUTER_MASTER_KEY"
+WORKERS_ENV = "LLM_ROUTER_WORKERS"
+"""Set by `serve` for its workers: each enforces its share of a key's rpm limit."""
+
+
+def worker_count() -> int:
+    try:
+        return max(1, int(os.environ.get(WORKERS_ENV, "1")))
+    except ValueError:
+        return 1
 
 DEFAULTS = {
     # No network calls at import (the cost map) and no .env surprises from the working directory.

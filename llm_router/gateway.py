@@ -16,7 +16,7 @@ from pathlib import Path
 from launchers import provision
 from launchers.manager import Launcher
 from launchers.server import RuntimePaths, ServerState
-from llm_router.environment import MASTER_KEY_ENV
+from llm_router.environment import MASTER_KEY_ENV, worker_count
 from llm_router.config import Deployment, GatewayConfig, load_config
 from router_plugins.keys import KeyStore, RateLimiter, TeamKey
 from router_plugins.routing import FORBIDDEN, Availability, ContentRouter
@@ -46,7 +46,7 @@ class Gateway:
         self.router = ContentRouter(config)
         s = config.settings
         self.keys = KeyStore(config.resolve_path(s.keys_file)) if s.keys_file else None
-        self.rate_limiter = RateLimiter()
+        self.rate_limiter = RateLimiter(worker_count())
         self.paths = RuntimePaths(config.resolve_path(s.state_dir), config.resolve_path(s.log_dir))
         self.launcher = Launcher(config.local_specs().values(), s.memory_budget, self.paths)
         self._attempts: OrderedDict[str, list[Attempt]] = OrderedDict()

@@ -144,13 +144,19 @@ def same_secret(given: str, expected: str) -> bool:
 
 
 class RateLimiter:
-    """Requests per minute per key, a sliding window kept in this process."""
+    """Requests per minute per key, a sliding window kept in this process.
 
-    def __init__(self) -> None:
+    With N worker processes each allows ceil(rpm / N), so the gateway as a whole never lets a
+    key exceed its limit (a key whose requests all land on one worker may get fewer).
+    """
+
+    def __init__(self, workers: int = 1) -> None:
         self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
+        self._workers = workers
 
     def allow(self, key_name: str, rpm: int) -> bool:
+        rpm = -(-rpm // self._workers)
         now = time.monotonic()
         with self._lock:
             hits = self._hits.setdefault(key_name, deque())

@@ -152,3 +152,10 @@ def test_open_gateway_refuses_to_bind_beyond_loopback(tmp_path):
                           capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
     assert done.returncode == 2
     assert "LLM_ROUTER_MASTER_KEY" in done.stderr
+
+
+def test_with_several_workers_each_enforces_its_share_of_the_rpm_limit():
+    from router_plugins.keys import RateLimiter
+
+    limiter = RateLimiter(workers=2)
+    assert [limiter.allow("k", 5) for _ in range(4)] == [True, True, True, False]  # ceil(5 / 2) = 3 here

@@ -50,9 +50,8 @@ class Gateway:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 90.0) -> Gateway:
-        argv = [sys.executable, "-m", "llm_router.cli", "serve", "--config", str(self.config), "--port", str(self.port)]
-        if self._workers > 1:
-            argv += ["--workers", str(self._workers)]
+        argv = [sys.executable, "-m", "llm_router.cli", "serve", "--config", str(self.config), "--port", str(self.port),
+                "--workers", str(self._workers)]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, env=self._env, cwd=self.config.parent, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
