@@ -24,7 +24,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import plot, report, suite
 
-    result = suite.run(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
+    try:
+        result = suite.run(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
+    except KeyboardInterrupt:
+        print("interrupted (the cleanup line above says what was left running)", file=sys.stderr)
+        return 130
     out_dir = output or RESULTS
     json_path = out_dir / f"{result.date}.json"
     chart_path = out_dir / "overhead.png"

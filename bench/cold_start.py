@@ -13,11 +13,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
+from typing import TYPE_CHECKING
 
 import httpx
 
 from bench.paths import chat_body, first_token_seen
 from bench.processes import RouterGateway, Supervisor, wait_port_free
+
+if TYPE_CHECKING:
+    from launchers.spec import LaunchSpec
 
 POLL_S = 0.01
 
@@ -58,17 +62,16 @@ def measure(sup: Supervisor, gateway: RouterGateway, group: str, spec_path: Path
     cache = paths.state_dir / "cache" / spec.name
     cache.mkdir(parents=True, exist_ok=True)
     env = sup.env({"VLLM_CACHE_ROOT": str(cache), "TMPDIR": str(paths.tmp_dir(spec.name)), **spec.environment()})
-    timeout = spec.startup_timeout_s
     if prime:
-        _by_hand(sup, spec.argv(), env, spec.source.parent, spec.base_url, spec.served_model_name, spec.port, timeout)
+        _by_hand(sup, spec, env)
     results = []
     for i in range(trials):
         if i % 2 == 0:
-            hand = _by_hand(sup, spec.argv(), env, spec.source.parent, spec.base_url, spec.served_model_name, spec.port, timeout)
-            through = _through_gateway(gateway, group, spec.port, timeout)
+            hand = _by_hand(sup, spec, env)
+            through = _through_gateway(gateway, group, spec.port, spec.startup_timeout_s)
         else:
-            through = _through_gateway(gateway, group, spec.port, timeout)
-            hand = _by_hand(sup, spec.argv(), env, spec.source.parent, spec.base_url, spec.served_model_name, spec.port, timeout)
+            through = _through_gateway(gateway, group, spec.port, spec.startup_timeout_s)
+            hand = _by_hand(sup, spec, env)
         results.append(ColdTrial(hand, through, (through - hand) * 1000))
     return ColdStartResult(
         engine, group, results,
@@ -78,12 +81,14 @@ def measure(sup: Supervisor, gateway: RouterGateway, group: str, spec_path: Path
     )
 
 
-def _by_hand(sup: Supervisor, argv: list[str], env: dict[str, str], cwd: Path, base_url: str, served: str, port: int, timeout: float) -> float:
-    wait_port_free(port)
+def _by_hand(sup: Supervisor, spec: LaunchSpec, env: dict[str, str]) -> float:
+    """Seconds from starting the server's command to its first answered chat completion."""
+    served, timeout = spec.served_model_name, spec.startup_timeout_s
+    wait_port_free(spec.port)
     body = chat_body(served, max_tokens=1)
     with httpx.Client(timeout=timeout) as client:
         start = perf_counter()
-        proc = sup.start(f"by-hand-{served}", argv, env=env, cwd=cwd)
+        proc = sup.start(f"by-hand-{served}", spec.argv(), env=env, cwd=spec.source.parent)
         try:
             while True:
                 if not proc.alive():
@@ -91,7 +96,7 @@ def _by_hand(sup: Supervisor, argv: list[str], env: dict[str, str], cwd: Path, b
                 if perf_counter() - start > timeout:
                     raise RuntimeError(f"{served} did not answer within {timeout:g}s:\n{proc.log_tail()}")
                 try:
-                    response = client.post(f"{base_url}/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+                    response = client.post(f"{spec.base_url}/v1/chat/completions", content=body, headers={"content-type": "application/json"})
                     if response.status_code == 200:
                         return perf_counter() - start
                 except httpx.TransportError:
@@ -99,7 +104,7 @@ def _by_hand(sup: Supervisor, argv: list[str], env: dict[str, str], cwd: Path, b
                 time.sleep(POLL_S)
         finally:
             sup.stop(proc)
-            wait_port_free(port)
+            wait_port_free(spec.port)
 
 
 def _through_gateway(gateway: RouterGateway, group: str, port: int, timeout: float) -> float:

@@ -47,8 +47,7 @@ class RouterSetup:
 
 
 def upstream_argv(port: int) -> list[str]:
-    """tests/fakes/cloud.py, through bench/upstream.py (Nagle off; see there why)."""
-    return [sys.executable, "-m", "bench.upstream", "--port", str(port)]
+    return [sys.executable, str(FAKE_CLOUD), "--port", str(port)]
 
 
 def write_stock(directory: Path, model_list: list[dict[str, Any]]) -> Path:

@@ -22,6 +22,7 @@ class Versions:
     litellm: str
     llm_router: str
     httpx: str
+    aiohttp: str
 
 
 def machine() -> Machine:
@@ -29,7 +30,7 @@ def machine() -> Machine:
 
 
 def versions() -> Versions:
-    return Versions(platform.python_version(), version("litellm"), version("llm-router"), version("httpx"))
+    return Versions(platform.python_version(), version("litellm"), version("llm-router"), version("httpx"), version("aiohttp"))
 
 
 def _cpu_model() -> str:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -69,18 +70,25 @@ class Managed:
 
         Model servers a gateway launches run in sessions of their own, so they are left out.
         """
+        return int(self._sum_over_group(lambda p: p.memory_info().rss))
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the process and its descendants in its own group."""
+        return self._sum_over_group(lambda p: sum(p.cpu_times()[:2]))
+
+    def _sum_over_group(self, measure: Callable[[psutil.Process], float]) -> float:
         try:
             root = psutil.Process(self.pid)
             members = [root, *root.children(recursive=True)]
         except psutil.Error:
-            return 0
-        total = 0
+            return 0.0
+        total = 0.0
         for proc in members:
             try:
                 if os.getpgid(proc.pid) == self.pid:
-                    total += proc.memory_info().rss
+                    total += measure(proc)
             except (ProcessLookupError, psutil.Error):
-                continue
+                continue  # exited meanwhile
         return total
 
 
@@ -151,6 +159,7 @@ class Supervisor:
     def sweep(self) -> list[str]:
         """Kill whatever still carries this run's marker; return a description of each."""
         found = marked_processes(self.marker)
+        described = [_describe(p) for p in found]
         own_group = os.getpgid(0)
         for proc in found:
             try:
@@ -162,7 +171,7 @@ class Supervisor:
             except (ProcessLookupError, psutil.Error):
                 continue
         psutil.wait_procs(found, timeout=5)
-        return [_describe(p) for p in found]
+        return described
 
     def __enter__(self) -> Supervisor:
         return self
@@ -197,14 +206,14 @@ def processes_matching(text: str) -> list[psutil.Process]:
     return found
 
 
-def wait_http_ok(url: str, managed: Managed | None, timeout_s: float, headers: dict[str, str] | None = None) -> None:
+def wait_http_ok(url: str, managed: Managed | None, timeout_s: float) -> None:
     """Poll GET url until 200; fail early if `managed` exits."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if managed is not None and not managed.alive():
             raise RuntimeError(f"{managed.name} exited with {managed.popen.returncode}:\n{managed.log_tail()}")
         try:
-            if httpx.get(url, timeout=2, headers=headers).status_code == 200:
+            if httpx.get(url, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -314,9 +323,9 @@ def launch_stock(sup: Supervisor, config: Path) -> Server:
 def launch_router(sup: Supervisor, name: str, config: Path, master_key: str, team_key: str, workers: int = 1) -> RouterGateway:
     """Start `llm-router serve` without waiting; see wait_ready."""
     port = free_port()
-    argv = [sys.executable, "-m", "llm_router.cli", "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
-    if workers > 1:
-        argv += ["--workers", str(workers)]
+    # Always explicit: the default depends on the machine's CPU count.
+    argv = [sys.executable, "-m", "llm_router.cli", "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers)]
     env = sup.env({**LITELLM_ENV, "LLM_ROUTER_MASTER_KEY": master_key, "PYTHONPATH": str(REPO)}, drop=_CLOUD_ENV)
     proc = sup.start(name, argv, env=env, cwd=config.parent)
     return RouterGateway(name, f"http://127.0.0.1:{port}", proc, master_key, team_key, config)

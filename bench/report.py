@@ -82,8 +82,10 @@ def throughput_table(r: SuiteResult) -> str:
     rows = []
     for key, label in r.paths.items():
         cells = [r.throughput.cell(key, n) for n in levels]
-        rows.append([f"({key}) {label}", *(f"{_f(c.rps, 1)} ({c.errors} err)" if c else "-" for c in cells)])
-    return table(["path", *(f"{n} client{'s' if n > 1 else ''}: req/s" for n in levels)], rows)
+        rows.append([f"({key}) {label}", *(f"{_f(c.rps, 1)} ({c.errors} err)" if c else "-" for c in cells),
+                     *(_f(c.server_cpu_ms_per_request, 2) if c else "-" for c in cells)])
+    return table(["path", *(f"{n} client{'s' if n > 1 else ''}: req/s" for n in levels),
+                  *(f"server CPU ms/req at {n}" for n in levels)], rows)
 
 
 def routing_table(r: SuiteResult) -> str:
@@ -95,11 +97,13 @@ def cold_table(r: SuiteResult) -> str:
     rows = []
     for c in r.cold_start:
         if c.skipped:
-            rows.append([c.engine, "-", "-", "-", "0", f"skipped: {c.skipped}"])
+            rows.append([c.engine, "-", "-", "-", "-", "0", f"skipped: {c.skipped}"])
         else:
-            rows.append([c.engine, _f(c.by_hand_median_s, 3), _f(c.gateway_median_s, 3), _f(c.overhead_median_ms, 0), str(len(c.trials)),
-                         ", ".join(_f(t.overhead_ms, 0) for t in c.trials)])
-    return table(["server", "by hand: first answer s", "gateway: first token s", "launcher overhead ms (median)", "trials", "per trial ms"], rows)
+            spread = max(t.by_hand_s for t in c.trials) - min(t.by_hand_s for t in c.trials)
+            rows.append([c.engine, _f(c.by_hand_median_s, 3), _f(c.gateway_median_s, 3), _f(c.overhead_median_ms, 0), _f(spread * 1000, 0),
+                         str(len(c.trials)), ", ".join(_f(t.overhead_ms, 0) for t in c.trials)])
+    return table(["server", "by hand: first answer s", "gateway: first token s", "launcher overhead ms (median)", "by-hand spread ms",
+                  "trials", "per trial ms"], rows)
 
 
 def stampede_table(r: SuiteResult) -> str:
@@ -148,7 +152,7 @@ def markdown(r: SuiteResult, json_name: str, chart: str) -> str:
         f"Raw figures: `{json_name}`.",
         f"**Run:** {r.mode} mode, {r.started_at}, {r.duration_s:.0f} s. "
         f"**Machine:** {r.machine.cpu_count} CPUs ({r.machine.cpu_model}), {r.machine.memory_gib:g} GiB RAM, Linux {r.machine.kernel}. "
-        f"**Versions:** litellm {r.versions.litellm}, Python {r.versions.python}, llm-router {r.versions.llm_router}, httpx {r.versions.httpx}.",
+        f"**Versions:** litellm {r.versions.litellm}, Python {r.versions.python}, llm-router {r.versions.llm_router}, httpx {r.versions.httpx}, aiohttp {r.versions.aiohttp}.",
         f"## Targets: {met} of {judged} met",
         targets_table(r),
         "## How it is measured",
@@ -163,22 +167,30 @@ def markdown(r: SuiteResult, json_name: str, chart: str) -> str:
             "group whose launch spec (`engine: command` running `tests/fakes/cloud.py`) has the upstream's own port, so the launcher adopts "
             "the running upstream and its per-request path (readiness check, lease, release) runs.",
             "- **(d)** llm-router with `model: auto`, content-routed to that same group (reason `default`).",
-            "- **(e)** llm-router with `--workers 2`, as (c); throughput only.",
+            "- **(e)** llm-router with `--workers 2` (llm-router's default where there are 2+ CPUs), as (c); throughput and stampede only. "
+            "(c) and (d) run one worker, like stock LiteLLM's one process; the bench always passes `--workers`.",
             "",
             f"Latency: {lat.requests_per_path:,} sequential non-streaming and as many streaming requests per path, one keep-alive "
             f"`httpx.Client` per path, measured in {lat.rounds} interleaved rounds (a block of each path per round, in rotating order) so "
             "noise on the shared machine falls on every path alike; each figure that matters is a difference or ratio within this one run. "
             "TTFT is the time to the first SSE chunk that carries content.",
-            f"Throughput: completed requests per second over a fixed {r.throughput.duration_s:g} s window per cell (after a 0.5 s warm-up), "
-            "from one asyncio `httpx.AsyncClient` with a connection pool sized to the concurrency. **The client shares the 2 cores with "
-            "the gateway and the upstream**, so the direct path (a) is partly client-bound, and every figure is lower than on a machine "
-            "with cores to spare.",
+            f"Throughput: completed requests per second over a fixed {r.throughput.duration_s:g} s window per cell (after a short warm-up; "
+            "a request still running at the end of the window doesn't count), from one asyncio loop in the bench process using aiohttp "
+            "with a connection pool sized to the concurrency (httpx's `AsyncClient` was tried first: at 64 clients its pool took a whole "
+            f"core for ~100 req/s against the fake upstream; see `bench/loadgen.py`). **The client shares the {r.machine.cpu_count} cores "
+            "with the gateways and the upstream**, so the direct path (a) is client-bound and every gateway figure is lower than on a "
+            "machine with cores to spare. *Server CPU ms/req* is the CPU time (user + system, whole process group) the serving process "
+            "spent per completed request during the window: the upstream's for (a), the gateway's otherwise; unlike req/s it does not "
+            "depend on how much CPU the client and the neighbours left over.",
             "Routing cost: `router.decide` in-process, in a Python process of its own, with the bench's llm-router config and no key "
             "(availability checks included), timed while the gateways sit idle; median over many decisions per prompt. Beside the sizes "
             "the targets name, a short prompt and one of exactly `routing.complexity.max_chars` (2,000) characters, the longest that still "
             "runs LiteLLM's complexity scorer and the exact token count.",
             "Cold start: the launch spec's own command and environment started by hand and polled every 10 ms with a chat completion until "
-            "one is answered, against a streamed request through the gateway to the first token, trials alternating which goes first.",
+            "one is answered, against a streamed request through the gateway to the first token, trials alternating which goes first; "
+            "the overhead is the median of the per-trial differences. The real vLLM server is started once, unmeasured, before its "
+            "trials (its first start pays for one-time work). *By-hand spread* is the range of the by-hand times: an overhead smaller "
+            "than it is within the start-to-start noise of that server.",
             "Stampede: concurrent requests for a cold model; server processes counted with psutil by command line (the served name is "
             "unique to the run) while the requests are in flight.",
             "Memory: RSS summed over the gateway process and its descendants in its own process group (model servers the launcher "
@@ -204,10 +216,40 @@ def markdown(r: SuiteResult, json_name: str, chart: str) -> str:
         "## Memory",
         memory_table(r),
     ]
+    parts += ["## Reading the numbers", reading(r)]
     if r.notes:
         parts += ["## Notes from this run", "\n".join(f"- {n}" for n in r.notes)]
     parts += ["## Reproduce", REPRODUCE]
     return "\n\n".join(parts) + "\n"
+
+
+def reading(r: SuiteResult) -> str:
+    """What the figures of this run say about the targets, computed from them."""
+    lines = []
+    direct, stock = r.latency.path("a"), r.latency.path("b")
+    stock_over = stock.nonstream.p50 - direct.nonstream.p50
+    lines.append(f"- Stock LiteLLM itself adds {_f(stock_over)} ms at p50 over a direct call on this machine. llm-router runs on top of "
+                 f"that same request path, so (c-a)/(b-a) <= 0.6 means answering {_f(0.4 * stock_over)} ms sooner than stock LiteLLM "
+                 "per request (a saving to find, not an overhead to bound).")
+    by_key = {p.key: p for p in r.latency.paths}
+    if "c" in by_key and "d" in by_key:
+        short = next((c for c in r.routing_cost.cases if c.name == "text short"), None)
+        lines.append(f"- `auto` costs {_f(by_key['d'].nonstream.p50 - by_key['c'].nonstream.p50)} ms more than the explicit model at p50; "
+                     f"the routing decision for a short prompt costs {_f(short.median_us / 1000 if short else None, 3)} ms in-process.")
+    kb1 = next((c for c in r.routing_cost.cases if c.name == "text 1 KB"), None)
+    edge = next((c for c in r.routing_cost.cases if c.name == "text 2000 chars"), None)
+    if kb1 and edge:
+        lines.append(f"- The decision is cheapest for huge prompts (complex by length alone) and dearest just under "
+                     f"`max_chars`: {_f(kb1.median_us / 1000, 2)} ms at 1 KB, {_f(edge.median_us / 1000, 2)} ms at 2,000 characters, "
+                     "where LiteLLM's complexity scorer and the exact token count run.")
+    b16, c16, e16 = (r.throughput.cell(k, 16) for k in ("b", "c", "e"))
+    if b16 and c16:
+        text = (f"- At 16 clients one llm-router worker serves {_f(c16.rps / b16.rps, 2)}x stock's requests per second, spending "
+                f"{_f(c16.server_cpu_ms_per_request)} ms of CPU per request against stock's {_f(b16.server_cpu_ms_per_request)} ms")
+        if e16:
+            text += f"; with `--workers 2` it serves {_f(e16.rps / b16.rps, 2)}x"
+        lines.append(text + ".")
+    return "\n".join(lines)
 
 
 def write_markdown(r: SuiteResult, path: Path, json_name: str, chart: str) -> None:

@@ -1,8 +1,9 @@
 """The whole run, in order: set up, measure every section, stop everything, check nothing is left.
 
 Order matters on a shared 2-core machine: the routing cost is timed while the gateways sit
-idle (its LiteLLM import overlaps their start), latency before throughput (which loads the machine hardest), memory is read idle right
-after the warm-up and again at the end, after the top-up to the target request count.
+idle (its LiteLLM import overlaps their start), latency comes before throughput (which loads
+the machine hardest), and memory is read idle right after the warm-up and again at the end,
+after a top-up to the target request count.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import httpx
 from bench import cold_start, configs, latency, memory, routing_cost, stampede, throughput
 from bench.machine import Machine, Versions, machine, versions
 from bench.paths import RequestPath
-from bench.processes import (REPO, RouterGateway, Supervisor, add_team_key, free_port, launch_router, launch_stock,
+from bench.processes import (REPO, Managed, RouterGateway, Server, Supervisor, add_team_key, free_port, launch_router, launch_stock,
                              marked_processes, start_upstream, wait_ready)
 from bench.settings import Settings
 from bench.targets import TargetResult, evaluate
@@ -89,17 +90,81 @@ def run(settings: Settings, log: Log) -> SuiteResult:
     return result
 
 
+@dataclass(frozen=True)
+class _Rig:
+    """Everything under test, started."""
+
+    upstream: Server
+    stock: Server
+    router: RouterGateway
+    router2: RouterGateway | None
+    setup: configs.RouterSetup
+    setup2: configs.RouterSetup | None
+    paths: list[RequestPath]
+    """(a)-(d); (e) joins for the throughput cells."""
+
+    def path(self, key: str) -> RequestPath:
+        return next(p for p in self.paths if p.key == key)
+
+    def process(self, path: RequestPath) -> Managed:
+        servers = (self.upstream, self.stock, self.router, self.router2)
+        return next(s.process for s in servers if s is not None and s.name == path.process)
+
+
 def _run(settings: Settings, sup: Supervisor, work: Path, log: Log) -> SuiteResult:
     now = dt.datetime.now().astimezone()
     notes: list[str] = []
-    run_id = sup.marker[:8]
     vllm = _vllm_assets(settings, sup, work, notes, log)
+    rig, cost = _start(settings, sup, work, vllm, log)
+    served: Counter[str] = Counter()
+    at_start = {s.name: memory.read(s.process, 0) for s in (rig.stock, rig.router)}
+    _check_upstream_keepalive(rig.path("a"))
+    _check_paths(rig.paths, rig.router)
+    served.update(_per_process(latency.warm_up(rig.paths, settings.warmup), rig))
+    idle = {s.name: memory.read(s.process, served[s.name]) for s in (rig.stock, rig.router)}
 
+    log(f"latency: {settings.latency_requests} sequential requests per path and mode, {settings.latency_rounds} interleaved rounds")
+    lat = latency.measure(rig.paths, settings.latency_requests, settings.latency_rounds)
+    served.update(_per_process(lat.sent, rig))
+
+    colds = _cold_starts(settings, sup, rig, vllm is not None, notes, log)
+    log(f"stampede: {settings.stampede_requests} concurrent requests to a cold model (1 worker)")
+    storms = [_stampede(rig.router, rig.setup, "1 worker", settings)]
+
+    tput_paths = list(rig.paths)
+    if rig.router2 is not None:
+        extra = RequestPath("e", "llm-router --workers 2, explicit local model", rig.router2.url, configs.LOCAL_GROUP, rig.router2.team_key,
+                            process=rig.router2.name)
+        _check_paths([extra], rig.router2, attempts=20)
+        tput_paths.append(extra)
+    log(f"throughput: {settings.throughput_s:g} s per cell, {len(tput_paths)} paths x {list(settings.concurrencies)} clients")
+    tput = throughput.measure(tput_paths, list(settings.concurrencies), settings.throughput_s, lambda p: rig.process(p).cpu_seconds())
+    served.update(_per_process(tput.sent, rig))
+    if rig.router2 is not None and rig.setup2 is not None:
+        log(f"stampede: {settings.stampede_requests} concurrent requests to a cold model (2 workers)")
+        storms.append(_stampede(rig.router2, rig.setup2, "2 workers", settings))
+        sup.stop(rig.router2.process)
+
+    log(f"memory: topping up to {settings.memory_requests:,} requests per gateway")
+    mems = [_memory_after(key, label, server, rig.path(path_key), settings.memory_requests, served, at_start, idle, notes)
+            for key, label, server, path_key in (("stock", "stock LiteLLM", rig.stock, "b"), ("router", "llm-router", rig.router, "c"))]
+
+    return SuiteResult(
+        date=now.date().isoformat(), started_at=now.isoformat(timespec="seconds"), mode=settings.mode,
+        machine=machine(), versions=versions(), settings=settings, paths={p.key: p.label for p in tput_paths},
+        latency=lat, throughput=tput, routing_cost=cost, cold_start=colds, stampede=storms, memory=mems, notes=notes,
+    )
+
+
+def _start(settings: Settings, sup: Supervisor, work: Path, vllm: configs.VllmAssets | None, log: Log) -> tuple[_Rig, routing_cost.RoutingCostResult]:
+    """Write the configs, start every server, and time the routing cost while they sit idle."""
+    run_id = sup.marker[:8]
     upstream_port = free_port()
     setup, model_list = configs.write_router(work / ROUTER_DIRS[0], upstream_port, run_id, vllm)
     stock_config = configs.write_stock(work / "stock", model_list)
     setup2, model_list2 = configs.write_router(work / ROUTER_DIRS[1], upstream_port, run_id + "w2", None) if settings.workers2 else (None, [])
 
+    # Imports LiteLLM and builds its bodies while the gateways start; times nothing until told.
     cost_path, go_file = work / "routing-cost.json", work / "routing-cost.go"
     cost_proc = sup.start("routing-cost", [sys.executable, "-m", "bench.routing_cost", str(setup.config), str(settings.routing_repeats),
                                            str(cost_path), str(go_file)], cwd=REPO)
@@ -109,74 +174,52 @@ def _run(settings: Settings, sup: Supervisor, work: Path, log: Log) -> SuiteResu
     master = "sk-bench-master-" + sup.marker
     stock = launch_stock(sup, stock_config)
     router = launch_router(sup, "llm-router", setup.config, master, add_team_key(sup, setup.config, _groups(model_list)))
-    # Started now, idle until the throughput cells: its start overlaps the others' instead of adding to the run.
-    router2 = launch_router(sup, "llm-router-2w", setup2.config, master, add_team_key(sup, setup2.config, _groups(model_list2)),
-                           workers=2) if setup2 else None
+    # Idle until the throughput cells, but started now: its start overlaps the others' instead of adding to the run.
+    router2 = None
+    if setup2 is not None:
+        router2 = launch_router(sup, "llm-router-2w", setup2.config, master, add_team_key(sup, setup2.config, _groups(model_list2)), workers=2)
     for server in (stock, router, router2):
         if server is not None:
             wait_ready(server)
+
     log("routing cost (in-process router.decide, the gateways idle)")
     go_file.touch()
     sup.finish(cost_proc, ROUTING_TIMEOUT_S)
     cost = routing_cost.from_json(json.loads(cost_path.read_text()))
-    team = router.team_key
+
     paths = [
         RequestPath("a", "direct to the fake upstream", upstream.url, configs.UPSTREAM_MODEL, process=upstream.name),
         RequestPath("b", "stock LiteLLM proxy", stock.url, configs.LOCAL_GROUP, process=stock.name),
-        RequestPath("c", "llm-router, explicit local model", router.url, configs.LOCAL_GROUP, team, process=router.name),
-        RequestPath("d", "llm-router, auto", router.url, "auto", team, process=router.name),
+        RequestPath("c", "llm-router (1 worker), explicit local model", router.url, configs.LOCAL_GROUP, router.team_key, process=router.name),
+        RequestPath("d", "llm-router (1 worker), auto", router.url, "auto", router.team_key, process=router.name),
     ]
-    at_start = {s.name: memory.read(s.process, 0) for s in (stock, router)}
-    _check_paths(paths, router)
-    served: Counter[str] = Counter()
-    by_key = {p.key: p for p in paths}
-    served.update(_per_process(latency.warm_up(paths, settings.warmup), by_key))
-    idle = {s.name: memory.read(s.process, served[s.name]) for s in (stock, router)}
+    return _Rig(upstream, stock, router, router2, setup, setup2, paths), cost
 
-    log(f"latency: {settings.latency_requests} sequential requests per path and mode, {settings.latency_rounds} interleaved rounds")
-    lat = latency.measure(paths, settings.latency_requests, settings.latency_rounds)
-    served.update(_per_process(lat.sent, by_key))
 
-    colds = [_cold(sup, router, setup, configs.COLD_GROUP, f"fake model server, --start-delay {configs.COLD_START_DELAY_S}",
-                   settings.cold_trials, log)]
-    if vllm is not None:
-        colds.append(_cold(sup, router, setup, configs.VLLM_GROUP, "vLLM CPU build, tiny model", settings.vllm_trials, log, prime=True))
+def _cold_starts(settings: Settings, sup: Supervisor, rig: _Rig, with_vllm: bool, notes: list[str], log: Log) -> list[cold_start.ColdStartResult]:
+    fake = f"fake model server, --start-delay {configs.COLD_START_DELAY_S}"
+    log(f"cold start: {fake}, {settings.cold_trials} trial(s) by hand and through the gateway")
+    out = [cold_start.measure(sup, rig.router, configs.COLD_GROUP, rig.setup.spec_path(configs.COLD_GROUP), fake, settings.cold_trials)]
+    real = "vLLM CPU build, tiny model"
+    if with_vllm:
+        log(f"cold start: {real}, {settings.vllm_trials} trial(s) by hand and through the gateway, after an unmeasured start")
+        out.append(cold_start.measure(sup, rig.router, configs.VLLM_GROUP, rig.setup.spec_path(configs.VLLM_GROUP), real,
+                                      settings.vllm_trials, prime=True))
     elif settings.vllm_trials:
-        colds.append(cold_start.skipped("vLLM CPU build, tiny model", configs.VLLM_GROUP, notes[-1]))
+        out.append(cold_start.skipped(real, configs.VLLM_GROUP, notes[-1]))
+    return out
 
-    log(f"stampede: {settings.stampede_requests} concurrent requests to a cold model (1 worker)")
-    storms = [_stampede(router, setup, "1 worker", settings)]
 
-    tput_paths = list(paths)
-    if router2 is not None:
-        extra = RequestPath("e", "llm-router --workers 2, explicit", router2.url, configs.LOCAL_GROUP, router2.team_key, process=router2.name)
-        _check_paths([extra], router2, attempts=20)
-        tput_paths.append(extra)
-    log(f"throughput: {settings.throughput_s:g} s per cell, {len(tput_paths)} paths x {list(settings.concurrencies)} clients")
-    tput = throughput.measure(tput_paths, list(settings.concurrencies), settings.throughput_s)
-    served.update(_per_process({k: v for k, v in tput.sent.items() if k in by_key}, by_key))
-    if router2 is not None and setup2 is not None:
-        log(f"stampede: {settings.stampede_requests} concurrent requests to a cold model (2 workers)")
-        storms.append(_stampede(router2, setup2, "2 workers", settings))
-        sup.stop(router2.process)
-
-    log(f"memory: topping up to {settings.memory_requests:,} requests per gateway")
-    mems = []
-    for server, path, label in ((stock, by_key["b"], "stock LiteLLM"), (router, by_key["c"], "llm-router")):
-        missing = settings.memory_requests - served[server.name]
-        failures = memory.send(path, missing)
-        if failures:
-            notes.append(f"memory top-up: {failures} of {missing} requests to {label} failed")
-        served[server.name] += max(missing, 0)
-        after = memory.read(server.process, served[server.name])
-        key = "stock" if server is stock else "router"
-        mems.append(memory.result(key, label, at_start[server.name], idle[server.name], after))
-
-    return SuiteResult(
-        date=now.date().isoformat(), started_at=now.isoformat(timespec="seconds"), mode=settings.mode,
-        machine=machine(), versions=versions(), settings=settings, paths={p.key: p.label for p in tput_paths},
-        latency=lat, throughput=tput, routing_cost=cost, cold_start=colds, stampede=storms, memory=mems, notes=notes,
-    )
+def _memory_after(key: str, label: str, server: Server, path: RequestPath, target: int, served: Counter[str],
+                  at_start: dict[str, memory.Reading], idle: dict[str, memory.Reading], notes: list[str]) -> memory.MemoryResult:
+    """Top the gateway up to `target` requests answered, then read its RSS."""
+    missing = target - served[server.name]
+    failures = memory.send(path, missing)
+    if failures:
+        notes.append(f"memory top-up: {failures} of {missing} requests to {label} failed")
+    served[server.name] += max(missing, 0)
+    after = memory.read(server.process, served[server.name])
+    return memory.result(key, label, at_start[server.name], idle[server.name], after)
 
 
 def _remove_launcher_tmp_dirs(state_dirs: Iterable[Path]) -> None:
@@ -193,11 +236,27 @@ def _groups(model_list: list[dict[str, Any]]) -> list[str]:
     return [m["model_name"] for m in model_list]
 
 
-def _per_process(sent: dict[str, int], paths: dict[str, RequestPath]) -> Counter[str]:
+def _per_process(sent: dict[str, int], rig: _Rig) -> Counter[str]:
+    """Requests sent per path, summed per serving process; (e)'s gateway isn't tracked."""
     out: Counter[str] = Counter()
     for key, count in sent.items():
-        out[paths[key].process] += count
+        if key in {p.key for p in rig.paths}:
+            out[rig.path(key).process] += count
     return out
+
+
+def _check_upstream_keepalive(direct: RequestPath, limit_ms: float = 20.0) -> None:
+    """Refuse to measure through an upstream that stalls reused connections.
+
+    A server that writes headers and body in two sends without TCP_NODELAY makes a keep-alive
+    client wait for its own delayed ACK, ~40 ms per request (tests/fakes had this until they
+    set disable_nagle_algorithm): every gateway figure would then be mostly that stall.
+    """
+    with httpx.Client(timeout=30) as client:
+        times = sorted(latency.timed_request(client, direct) for _ in range(9))
+    if times[4] * 1000 > limit_ms:
+        raise RuntimeError(f"the fake upstream answers reused connections in {times[4] * 1000:.0f} ms (median of 9), "
+                           f"over {limit_ms:g} ms: Nagle's algorithm on its sockets? (FakeHandler.disable_nagle_algorithm)")
 
 
 def _check_paths(paths: list[RequestPath], router: RouterGateway, attempts: int = 1) -> None:
@@ -222,12 +281,6 @@ def _check_paths(paths: list[RequestPath], router: RouterGateway, attempts: int 
                 break
             if attempt == attempts - 1:
                 raise RuntimeError(f"{p.label}: the launcher did not adopt the upstream ({configs.LOCAL_GROUP} is {state})")
-
-
-def _cold(sup: Supervisor, router: RouterGateway, setup: configs.RouterSetup, group: str, engine: str, trials: int, log: Log,
-          prime: bool = False) -> cold_start.ColdStartResult:
-    log(f"cold start: {engine}, {trials} trial(s) by hand and through the gateway" + (" after an unmeasured start" if prime else ""))
-    return cold_start.measure(sup, router, group, setup.spec_path(group), engine, trials, prime)
 
 
 def _stampede(router: RouterGateway, setup: configs.RouterSetup, label: str, settings: Settings) -> stampede.StampedeResult:
