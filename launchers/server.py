@@ -35,7 +35,7 @@ from launchers.spec import LaunchSpec
 
 log = logging.getLogger("llm_router.launcher")
 
-READINESS_POLL_S = 0.2
+READINESS_POLL_S = 0.1
 STOP_GRACE_S = 10.0
 _MAX_BACKOFF_S = 60.0
 _STABLE_AFTER_S = 60.0
