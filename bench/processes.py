@@ -310,10 +310,28 @@ def start_upstream(sup: Supervisor, argv: list[str], port: int) -> Server:
     return Server("upstream", url, proc)
 
 
+def stock_litellm_executable() -> Path:
+    """`litellm` from its own default install of the locked version (litellm[proxy], nothing added).
+
+    Our environment adds packages that make LiteLLM itself faster (see the README's Performance
+    section), so stock LiteLLM "as a user installs it" needs an environment of its own. It is made
+    once with uv (seconds from uv's cache) under the llm-router home.
+    """
+    import importlib.metadata
+
+    version = importlib.metadata.version("litellm")
+    venv = Path(os.environ.get("LLM_ROUTER_HOME") or Path.home() / ".cache" / "llm-router") / "bench" / f"stock-litellm-{version}"
+    executable = venv / "bin" / "litellm"
+    if not executable.exists():
+        subprocess.run(["uv", "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+        subprocess.run(["uv", "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), f"litellm[proxy]=={version}"], check=True)
+    return executable
+
+
 def launch_stock(sup: Supervisor, config: Path) -> Server:
     """Start stock LiteLLM without waiting; see wait_ready."""
     port = free_port()
-    litellm = Path(sys.executable).with_name("litellm")
+    litellm = stock_litellm_executable()
     env = sup.env({**LITELLM_ENV, "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true"}, drop=_CLOUD_ENV)
     proc = sup.start("stock-litellm", [str(litellm), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
                      env=env, cwd=config.parent)

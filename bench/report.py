@@ -161,7 +161,8 @@ def markdown(r: SuiteResult, json_name: str, chart: str) -> str:
             "upstream (`tests/fakes/cloud.py`, a single subprocess) that every path reaches in the end.",
             "",
             "- **(a)** direct to the fake upstream.",
-            "- **(b)** the stock LiteLLM proxy, same version, same model list, no callbacks, no `routing:`/`llm_router:` sections, no auth, "
+            "- **(b)** the stock LiteLLM proxy, same version installed as a user installs it (`litellm[proxy]` alone, in its own "
+            "environment under `~/.cache/llm-router/bench/`), same model list, no callbacks, no `routing:`/`llm_router:` sections, no auth, "
             "run by its own `litellm` CLI with its defaults (uvicorn's per-request access log included, which `llm-router serve` leaves "
             "off unless `LLM_ROUTER_ACCESS_LOG=1`).",
             "- **(c)** llm-router with routing, the launcher and team keys on: `LLM_ROUTER_MASTER_KEY` set, every request sent with a team key "
