@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -90,11 +91,12 @@ class RuntimePaths:
     def used_file(self, name: str) -> Path:
         return self.state_dir / f"{name}.used"
 
-    def tmp_dir(self, name: str) -> Path:
+    def tmp_dir(self, name: str, create: bool = True) -> Path:
         """A short per-server TMPDIR: vLLM binds unix sockets there, whose paths must stay under 108 bytes."""
         digest = hashlib.sha1(str(self.state_dir.resolve()).encode()).hexdigest()[:8]
         path = Path(tempfile.gettempdir()) / f"llm-router-{digest}-{name[:24]}"
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if create:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
         return path
 
 
@@ -428,6 +430,8 @@ class ModelServer:
             await process_group.terminate_group(self._pgid, STOP_GRACE_S, self._proc)
 
     def _forget_process(self) -> None:
+        if self._proc is not None:
+            shutil.rmtree(self._paths.tmp_dir(self.name, create=False), ignore_errors=True)
         self._proc = None
         self._pid = self._pgid = None
         self.owned = False
