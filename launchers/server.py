@@ -334,7 +334,7 @@ class ModelServer:
                     return
                 await asyncio.sleep(READINESS_POLL_S)
 
-    async def _answers(self, client: httpx.AsyncClient) -> bool:
+    async def _answers(self, client: httpx.AsyncClient, with_completion: bool = True) -> bool:
         """Ready = health 200, the served model listed and, where configured, one tiny completion."""
         try:
             health = await client.get(self.spec.health_path)
@@ -344,7 +344,7 @@ class ModelServer:
             ids = {m.get("id") for m in models.json().get("data", [])} if models.status_code == 200 else set()
             if self.spec.served_model_name not in ids:
                 return False
-            if self.spec.checks_with_completion:
+            if with_completion and self.spec.checks_with_completion:
                 done = await client.post(
                     "/v1/completions",
                     json={"model": self.spec.served_model_name, "prompt": "hi", "max_tokens": 1},
@@ -364,7 +364,8 @@ class ModelServer:
                 return False
             except httpx.HTTPError:
                 pass
-            if not await self._answers(client):
+            # Whoever started it already proved it can complete; health and the model list suffice.
+            if not await self._answers(client, with_completion=False):
                 raise StartFailed(
                     f"port {self.spec.port} is held by another process that is not serving "
                     f"'{self.spec.served_model_name}'; stop it or change the port in {self.spec.source.name}"
