@@ -65,7 +65,7 @@ def main() -> int:
             try:
                 while time.monotonic() < deadline:
                     r = asyncio.run(run_load(gw.url, ["gpt-4o", "auto", "claude-sonnet", "local-text"], args.batch, args.concurrency))
-                    for name in ("sent", "complete", "clear_errors", "hung", "truncated_as_success", "unclear_failures", "streams"):
+                    for name in ("sent", "complete", "clear_errors", "hung", "truncated_as_success", "unclear_failures", "streams", "seconds"):
                         setattr(totals, name, getattr(totals, name) + getattr(r, name))
                     totals.by_status.update(r.by_status)
                     rss, fds = _gateway_usage(gw.proc.pid)
