@@ -95,12 +95,12 @@ class RouterHooks(CustomLogger):
     @staticmethod
     async def _ensure_local(gw: Gateway, kwargs: dict, name: str, request_id: str, group: str) -> None:
         server = gw.launcher.server(name)
-        decision = (kwargs.get("metadata") or {}).get(_DECISION_KEY) or {}
-        content_routed = decision.get("reason") not in (None, "explicit")
-        has_fallback = bool(gw.config.fallback_chain(group))
-        if not server.is_ready and server.spec.cold_start == "fallback" and content_routed and has_fallback:
-            server.start_in_background()
-            raise ServerUnavailable(name, "cold; starting in the background while a fallback serves this request")
+        if not server.is_ready and server.spec.cold_start == "fallback":
+            decision = (kwargs.get("metadata") or {}).get(_DECISION_KEY) or {}
+            content_routed = decision.get("reason") not in (None, "explicit")
+            if content_routed and gw.config.fallback_chain(group):
+                server.start_in_background()
+                raise ServerUnavailable(name, "cold; starting in the background while a fallback serves this request")
         await server.ensure_ready()
         server.lease(f"{request_id}:{name}")
         kwargs.setdefault("metadata", {})["llm_router_lease"] = name
