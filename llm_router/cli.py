@@ -98,7 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
         # errors, fallbacks and launcher events are still logged.
         loop="uvloop",
         http="httptools",
-        access_log=os.environ.get("LLM_ROUTER_ACCESS_LOG", "0") == "1",
+        access_log=environment.access_log_enabled(),
         log_config=None,
         timeout_graceful_shutdown=30,
     )

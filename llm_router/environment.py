@@ -9,11 +9,20 @@ WORKERS_ENV = "LLM_ROUTER_WORKERS"
 """Set by `serve` for its workers: each enforces its share of a key's rpm limit."""
 
 
+ACCESS_LOG_ENV = "LLM_ROUTER_ACCESS_LOG"
+"""`1`: one log line per request (uvicorn's access log). Off by default: it costs time on every request."""
+
+
 def worker_count() -> int:
     try:
         return max(1, int(os.environ.get(WORKERS_ENV, "1")))
     except ValueError:
         return 1
+
+
+def access_log_enabled() -> bool:
+    return os.environ.get(ACCESS_LOG_ENV, "0") == "1"
+
 
 DEFAULTS = {
     # No network calls at import (the cost map) and no .env surprises from the working directory.

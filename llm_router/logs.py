@@ -6,9 +6,11 @@ import logging
 import os
 from pathlib import Path
 
+from llm_router.environment import access_log_enabled
 from router_plugins.redaction import RedactingFilter
 
-_LOGGERS = ("llm_router", "LiteLLM", "LiteLLM Proxy", "LiteLLM Router", "uvicorn", "uvicorn.error", "uvicorn.access")
+_LOGGERS = ("llm_router", "LiteLLM", "LiteLLM Proxy", "LiteLLM Router", "uvicorn", "uvicorn.error")
+_ACCESS_LOGGER = "uvicorn.access"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -26,13 +28,20 @@ def configure(log_dir: Path) -> None:
         handler.setFormatter(logging.Formatter(_FORMAT))
         handler.addFilter(redacting)
     level = os.environ.get("LLM_ROUTER_LOG_LEVEL", "INFO").upper()
-    for name in _LOGGERS:
+    # uvicorn writes an access line whenever this logger has a handler, whatever its own
+    # access_log setting says, so it gets one only when the access log is asked for.
+    _detach(logging.getLogger(_ACCESS_LOGGER))
+    for name in (*_LOGGERS, _ACCESS_LOGGER) if access_log_enabled() else _LOGGERS:
         logger = logging.getLogger(name)
-        for old in list(logger.handlers):
-            logger.removeHandler(old)
+        _detach(logger)
         for handler in handlers:
             logger.addHandler(handler)
-        logger.propagate = False
         # LiteLLM's INFO lines are per-request chatter; keep them unless debugging.
         logger.setLevel("WARNING" if name.startswith("LiteLLM") and level != "DEBUG" else level)
     root._llm_router_configured = True  # type: ignore[attr-defined]
+
+
+def _detach(logger: logging.Logger) -> None:
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+    logger.propagate = False
