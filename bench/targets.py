@@ -55,8 +55,8 @@ def evaluate(r: SuiteResult) -> list[TargetResult]:
         ratio = router16.rps / stock16.rps if stock16 and stock16.rps else None
         out.append(_at_least(f"throughput_16_{key}", f"{what}: req/s at 16 clients >= 1.5x stock LiteLLM's", ratio, 1.5, "x"))
     for cold in r.cold_start:
-        out.append(_at_most(f"launcher_cold_start_{cold.group}", f"launcher overhead on a cold start <= 300 ms ({cold.engine})",
-                            cold.overhead_median_ms, 300.0, "ms", cold.skipped or ""))
+        out.append(_at_most(f"launcher_cold_start_{cold.group}", f"launcher overhead on a cold start <= 300 ms, same start ({cold.engine})",
+                            cold.same_start_overhead_median_ms, 300.0, "ms", cold.skipped or ""))
     cost = r.routing_cost
     out.append(_at_most("routing_1mb", "routing decision for a 1 MB prompt < 1 ms (median)", cost.case("text 1 MB").median_us / 1000, 1.0, "ms"))
     out.append(_at_most("routing_image_flat", f"image size doesn't change the decision cost (10 MB / 10 KB median <= {IMAGE_FLATNESS_MAX})",

@@ -32,10 +32,13 @@ async def authenticate(request: Request, api_key: str) -> UserAPIKeyAuth:
     team_key = gw.keys.lookup(key) if gw.keys else None
     if team_key is None or team_key.revoked:
         raise HTTPException(401, "Invalid or revoked API key.")
+    # The team goes in team_alias, not team_id: our teams live in the keys file, not LiteLLM's
+    # database, and a team_id makes LiteLLM copy its whole config on every request looking for
+    # per-team settings. LiteLLM's logging still reports the team as user_api_key_team_alias.
     return UserAPIKeyAuth(
         api_key=team_key.sha256,
         key_alias=team_key.name,
-        team_id=team_key.team,
+        team_alias=team_key.team,
         user_role=LitellmUserRoles.INTERNAL_USER,
         metadata={_TEAM_KEY_FIELD: team_key.name},
     )
