@@ -100,6 +100,23 @@ def write_router(directory: Path, upstream_port: int, run_id: str, vllm: VllmAss
     return RouterSetup(directory, path, cold_name, stampede_name, vllm_name), model_list
 
 
+def write_router_without_plugins(directory: Path, model_list: list[dict[str, Any]]) -> Path:
+    """llm-router's config for path (f): the same model list, no hooks, no custom auth (run with no master key).
+
+    `llm-router serve` with this config runs LiteLLM with llm-router's serving settings and
+    nothing of ours per request but the body check: the floor our plugins add to.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "models").mkdir(exist_ok=True)
+    config = {"model_list": [{k: v for k, v in m.items() if k != "model_info"} for m in model_list],
+              "router_settings": _router_settings(),
+              "routing": {"vision": [CLOUD_GROUP], "complex": [CLOUD_GROUP], "default": [LOCAL_GROUP]},
+              "llm_router": {"state_dir": "run", "log_dir": "logs"}, "litellm_settings": _litellm_settings()}
+    path = directory / "litellm_config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
 def _local(group: str, served_name: str, port: int) -> dict[str, Any]:
     return {"model_name": group,
             "litellm_params": {"model": f"hosted_vllm/{served_name}", "api_base": f"http://127.0.0.1:{port}/v1", "api_key": "none"},

@@ -129,7 +129,7 @@ def measure(paths: list[RequestPath], requests_per_path: int, rounds: int) -> La
     results = [PathLatency(p.key, p.label, summarize_ms(s.nonstream), summarize_ms(s.ttft), summarize_ms(s.stream_total), s.errors, s.first_error)
                for p, s in ((p, samples[p.key]) for p in paths)]
     by_key = {r.key: r for r in results}
-    overheads = [_overhead(by_key[k], by_key["b"], by_key["a"]) for k in ("c", "d") if k in by_key and "a" in by_key and "b" in by_key]
+    overheads = [_overhead(by_key[k], by_key["b"], by_key["a"]) for k in ("c", "d", "f") if k in by_key and "a" in by_key and "b" in by_key]
     raw = {k: {"nonstream": [x * 1000 for x in s.nonstream], "ttft": [x * 1000 for x in s.ttft]} for k, s in samples.items()}
     return LatencyResult(requests_per_path, rounds, results, overheads, {k: s.sent for k, s in samples.items()}, raw)
 

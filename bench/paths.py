@@ -11,7 +11,8 @@ PROMPT = "Say hello to the benchmark."
 @dataclass(frozen=True)
 class RequestPath:
     key: str
-    """a: direct, b: stock LiteLLM, c: llm-router explicit, d: llm-router auto, e: llm-router --workers 2."""
+    """a: direct, b: stock LiteLLM, c: llm-router explicit, d: llm-router auto, e: llm-router --workers 2,
+    f: LiteLLM under `llm-router serve` without our plugins (latency only)."""
     label: str
     base_url: str
     model: str

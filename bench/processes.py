@@ -340,13 +340,23 @@ def launch_stock(sup: Supervisor, config: Path) -> Server:
 
 def launch_router(sup: Supervisor, name: str, config: Path, master_key: str, team_key: str, workers: int = 1) -> RouterGateway:
     """Start `llm-router serve` without waiting; see wait_ready."""
+    port, proc = _serve(sup, name, config, workers, {"LLM_ROUTER_MASTER_KEY": master_key})
+    return RouterGateway(name, f"http://127.0.0.1:{port}", proc, master_key, team_key, config)
+
+
+def launch_open_router(sup: Supervisor, name: str, config: Path) -> Server:
+    """Start `llm-router serve` with no master key (open on loopback, no auth), one worker, without waiting."""
+    port, proc = _serve(sup, name, config, 1, {})
+    return Server(name, f"http://127.0.0.1:{port}", proc)
+
+
+def _serve(sup: Supervisor, name: str, config: Path, workers: int, extra_env: dict[str, str]) -> tuple[int, Managed]:
     port = free_port()
     # Always explicit: the default depends on the machine's CPU count.
     argv = [sys.executable, "-m", "llm_router.cli", "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
             "--workers", str(workers)]
-    env = sup.env({**LITELLM_ENV, "LLM_ROUTER_MASTER_KEY": master_key, "PYTHONPATH": str(REPO)}, drop=_CLOUD_ENV)
-    proc = sup.start(name, argv, env=env, cwd=config.parent)
-    return RouterGateway(name, f"http://127.0.0.1:{port}", proc, master_key, team_key, config)
+    env = sup.env({**LITELLM_ENV, **extra_env, "PYTHONPATH": str(REPO)}, drop=_CLOUD_ENV)
+    return port, sup.start(name, argv, env=env, cwd=config.parent)
 
 
 def wait_ready(server: Server) -> None:

@@ -173,6 +173,10 @@ def markdown(r: SuiteResult, json_name: str, chart: str) -> str:
             "- **(d)** llm-router with `model: auto`, content-routed to that same group (reason `default`).",
             "- **(e)** llm-router with `--workers 2` (llm-router's default where there are 2+ CPUs), as (c); throughput and stampede only. "
             "(c) and (d) run one worker, like stock LiteLLM's one process; the bench always passes `--workers`.",
+            "- **(f)** a reference point, latency only: `llm-router serve` (one worker, its serving settings) with the same model list "
+            "but none of our plugins: no hooks, no custom auth, no master key, no launch specs. Its (f)-(a) / (b)-(a) is what LiteLLM "
+            "itself costs per request under our settings, the floor that (c)'s figure is made of plus what routing, keys and the "
+            "launcher add.",
             "",
             f"Latency: {lat.requests_per_path:,} sequential non-streaming and as many streaming requests per path, one keep-alive "
             f"`httpx.Client` per path, measured in {lat.rounds} interleaved rounds (a block of each path per round, in rotating order) so "
@@ -239,6 +243,11 @@ def reading(r: SuiteResult) -> str:
                  f"that same request path, so (c-a)/(b-a) <= 0.6 means answering {_f(0.4 * stock_over)} ms sooner than stock LiteLLM "
                  "per request (a saving to find, not an overhead to bound).")
     by_key = {p.key: p for p in r.latency.paths}
+    if "c" in by_key and "f" in by_key and stock_over > 0:
+        floor = (by_key["f"].nonstream.p50 - direct.nonstream.p50) / stock_over
+        lines.append(f"- LiteLLM's own request path under `llm-router serve`, with none of our plugins (f), already costs "
+                     f"{_f(floor, 3)}x stock's overhead; routing, team keys and the launcher add "
+                     f"{_f(by_key['c'].nonstream.p50 - by_key['f'].nonstream.p50)} ms at p50 on top of it (c)-(f).")
     if "c" in by_key and "d" in by_key:
         short = next((c for c in r.routing_cost.cases if c.name == "text short"), None)
         lines.append(f"- `auto` costs {_f(by_key['d'].nonstream.p50 - by_key['c'].nonstream.p50)} ms more than the explicit model at p50; "
@@ -250,7 +259,7 @@ def reading(r: SuiteResult) -> str:
                      f"`max_chars`: {_f(kb1.median_us / 1000, 2)} ms at 1 KB, {_f(edge.median_us / 1000, 2)} ms at 2,000 characters, "
                      "where LiteLLM's complexity scorer and the exact token count run.")
     b16, c16, e16 = (r.throughput.cell(k, 16) for k in ("b", "c", "e"))
-    if b16 and c16:
+    if b16 and c16 and b16.rps > 0:
         text = (f"- At 16 clients one llm-router worker serves {_f(c16.rps / b16.rps, 2)}x stock's requests per second, spending "
                 f"{_f(c16.server_cpu_ms_per_request)} ms of CPU per request against stock's {_f(b16.server_cpu_ms_per_request)} ms")
         if e16:

@@ -25,7 +25,7 @@ import httpx
 from bench import cold_start, configs, latency, memory, routing_cost, stampede, throughput
 from bench.machine import Machine, Versions, machine, versions
 from bench.paths import RequestPath
-from bench.processes import (REPO, Managed, RouterGateway, Server, Supervisor, add_team_key, free_port, launch_router, launch_stock,
+from bench.processes import (REPO, Managed, RouterGateway, Server, Supervisor, add_team_key, free_port, launch_open_router, launch_router, launch_stock,
                              marked_processes, start_upstream, wait_ready)
 from bench.settings import Settings
 from bench.targets import TargetResult, evaluate
@@ -98,16 +98,17 @@ class _Rig:
     stock: Server
     router: RouterGateway
     router2: RouterGateway | None
+    bare: Server
     setup: configs.RouterSetup
     setup2: configs.RouterSetup | None
     paths: list[RequestPath]
-    """(a)-(d); (e) joins for the throughput cells."""
+    """(a)-(d) and (f); (e) joins for the throughput cells, which leave (f) out."""
 
     def path(self, key: str) -> RequestPath:
         return next(p for p in self.paths if p.key == key)
 
     def process(self, path: RequestPath) -> Managed:
-        servers = (self.upstream, self.stock, self.router, self.router2)
+        servers = (self.upstream, self.stock, self.router, self.router2, self.bare)
         return next(s.process for s in servers if s is not None and s.name == path.process)
 
 
@@ -126,12 +127,13 @@ def _run(settings: Settings, sup: Supervisor, work: Path, log: Log) -> SuiteResu
     log(f"latency: {settings.latency_requests} sequential requests per path and mode, {settings.latency_rounds} interleaved rounds")
     lat = latency.measure(rig.paths, settings.latency_requests, settings.latency_rounds)
     served.update(_per_process(lat.sent, rig))
+    sup.stop(rig.bare.process)  # (f) is a latency reference only
 
     colds = _cold_starts(settings, sup, rig, vllm is not None, notes, log)
     log(f"stampede: {settings.stampede_requests} concurrent requests to a cold model (1 worker)")
     storms = [_stampede(rig.router, rig.setup, "1 worker", settings)]
 
-    tput_paths = list(rig.paths)
+    tput_paths = [p for p in rig.paths if p.key != "f"]
     if rig.router2 is not None:
         extra = RequestPath("e", "llm-router --workers 2, explicit local model", rig.router2.url, configs.LOCAL_GROUP, rig.router2.team_key,
                             process=rig.router2.name)
@@ -164,6 +166,8 @@ def _start(settings: Settings, sup: Supervisor, work: Path, vllm: configs.VllmAs
     stock_config = configs.write_stock(work / "stock", model_list)
     setup2, model_list2 = configs.write_router(work / ROUTER_DIRS[1], upstream_port, run_id + "w2", None) if settings.workers2 else (None, [])
 
+    bare_config = configs.write_router_without_plugins(work / "router-bare", model_list)
+
     # Imports LiteLLM and builds its bodies while the gateways start; times nothing until told.
     cost_path, go_file = work / "routing-cost.json", work / "routing-cost.go"
     cost_proc = sup.start("routing-cost", [sys.executable, "-m", "bench.routing_cost", str(setup.config), str(settings.routing_repeats),
@@ -178,7 +182,8 @@ def _start(settings: Settings, sup: Supervisor, work: Path, vllm: configs.VllmAs
     router2 = None
     if setup2 is not None:
         router2 = launch_router(sup, "llm-router-2w", setup2.config, master, add_team_key(sup, setup2.config, _groups(model_list2)), workers=2)
-    for server in (stock, router, router2):
+    bare = launch_open_router(sup, "llm-router-bare", bare_config)
+    for server in (stock, router, router2, bare):
         if server is not None:
             wait_ready(server)
 
@@ -192,8 +197,9 @@ def _start(settings: Settings, sup: Supervisor, work: Path, vllm: configs.VllmAs
         RequestPath("b", "stock LiteLLM proxy", stock.url, configs.LOCAL_GROUP, process=stock.name),
         RequestPath("c", "llm-router (1 worker), explicit local model", router.url, configs.LOCAL_GROUP, router.team_key, process=router.name),
         RequestPath("d", "llm-router (1 worker), auto", router.url, "auto", router.team_key, process=router.name),
+        RequestPath("f", "LiteLLM under llm-router serve, no plugins, no auth", bare.url, configs.LOCAL_GROUP, process=bare.name),
     ]
-    return _Rig(upstream, stock, router, router2, setup, setup2, paths), cost
+    return _Rig(upstream, stock, router, router2, bare, setup, setup2, paths), cost
 
 
 def _cold_starts(settings: Settings, sup: Supervisor, rig: _Rig, with_vllm: bool, notes: list[str], log: Log) -> list[cold_start.ColdStartResult]:
@@ -270,6 +276,8 @@ def _check_paths(paths: list[RequestPath], router: RouterGateway, attempts: int 
             response = httpx.post(p.chat_url, content=p.body(), headers=p.headers, timeout=60)
             if response.status_code != 200:
                 raise RuntimeError(f"{p.label}: HTTP {response.status_code}: {response.text[:500]}")
+            if p.key == "f" and "x-llm-router-model" in response.headers:
+                raise RuntimeError(f"{p.label}: answered through llm-router's hooks, which this path must not have")
             if p.base_url != router.url:
                 break
             group = response.headers.get("x-litellm-model-group")

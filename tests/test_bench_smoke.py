@@ -19,7 +19,8 @@ def test_bench_smoke_writes_every_section(tmp_path):
     data = json.loads(report.read_text())
     assert all(section in data for section in SECTIONS), sorted(data)
     assert data["mode"] == "smoke"
-    assert {p["key"] for p in data["latency"]["paths"]} == {"a", "b", "c", "d"}
+    assert {p["key"] for p in data["latency"]["paths"]} == {"a", "b", "c", "d", "f"}
+    assert {o["key"] for o in data["latency"]["overheads"]} == {"c", "d", "f"}
     assert {c["key"] for c in data["throughput"]["cells"]} >= {"a", "b", "c", "d"}
     assert [c["name"] for c in data["routing_cost"]["cases"] if c["name"].startswith("image")] == ["image 10 KB", "image 1 MB", "image 10 MB"]
     assert data["stampede"] and data["cold_start"] and {m["key"] for m in data["memory"]} == {"stock", "router"}
