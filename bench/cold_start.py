@@ -148,7 +148,8 @@ def _through_gateway(gateway: RouterGateway, group: str, spec: LaunchSpec) -> _G
                     first = perf_counter() - start
                     spawned = _spawned_at(spec.served_model_name) - start
     finally:
-        answered = direct.finish()
+        # The server answered the gateway, so a direct poll answers within a poll or two.
+        answered = direct.finish(wait_s=10.0 if first is not None else 0.0)
         gateway.stop_server(group)
         wait_port_free(spec.port)
     if first is None or spawned is None:
@@ -166,6 +167,7 @@ class _DirectPoll:
         self._body = chat_body(spec.served_model_name, max_tokens=1)
         self._timeout = spec.startup_timeout_s
         self._done = threading.Event()
+        self._answered_event = threading.Event()
         self._answered: float | None = None
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._start = 0.0
@@ -174,8 +176,9 @@ class _DirectPoll:
         self._start = start
         self._thread.start()
 
-    def finish(self) -> float | None:
-        """Seconds from `start` to the server's first direct answer (None if it never answered)."""
+    def finish(self, wait_s: float) -> float | None:
+        """Seconds from `start` to the server's first direct answer, waiting up to `wait_s` for it (None if none came)."""
+        self._answered_event.wait(wait_s)
         self._done.set()
         self._thread.join(self._timeout)
         return self._answered
@@ -187,6 +190,7 @@ class _DirectPoll:
                     response = client.post(self._url, content=self._body, headers={"content-type": "application/json"})
                     if response.status_code == 200:
                         self._answered = perf_counter() - self._start
+                        self._answered_event.set()
                         return
                 except httpx.TransportError:
                     pass
