@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 import httpx
 
 from bench.paths import chat_body, first_token_seen
-from bench.processes import RouterGateway, Supervisor, processes_matching, wait_port_free
+from bench.processes import RouterGateway, Supervisor, wait_port_free
+from tests.support.processes import processes_matching
 
 if TYPE_CHECKING:
     from launchers.spec import LaunchSpec
@@ -98,7 +99,6 @@ def _by_hand(sup: Supervisor, spec: LaunchSpec, env: dict[str, str]) -> float:
     """Seconds from starting the server's command to its first answered chat completion."""
     served, timeout = spec.served_model_name, spec.startup_timeout_s
     wait_port_free(spec.port)
-    body = chat_body(served, max_tokens=1)
     with httpx.Client(timeout=timeout) as client:
         start = perf_counter()
         proc = sup.start(f"by-hand-{served}", spec.argv(), env=env, cwd=spec.source.parent)
@@ -108,12 +108,8 @@ def _by_hand(sup: Supervisor, spec: LaunchSpec, env: dict[str, str]) -> float:
                     raise RuntimeError(f"{served} exited while starting:\n{proc.log_tail()}")
                 if perf_counter() - start > timeout:
                     raise RuntimeError(f"{served} did not answer within {timeout:g}s:\n{proc.log_tail()}")
-                try:
-                    response = client.post(f"{spec.base_url}/v1/chat/completions", content=body, headers={"content-type": "application/json"})
-                    if response.status_code == 200:
-                        return perf_counter() - start
-                except httpx.TransportError:
-                    pass
+                if _answers(client, spec):
+                    return perf_counter() - start
                 time.sleep(POLL_S)
         finally:
             sup.stop(proc)
@@ -163,8 +159,7 @@ class _DirectPoll:
     """Polls the server the launcher is starting, as by hand, and keeps the time of its first answer."""
 
     def __init__(self, spec: LaunchSpec) -> None:
-        self._url = f"{spec.base_url}/v1/chat/completions"
-        self._body = chat_body(spec.served_model_name, max_tokens=1)
+        self._spec = spec
         self._timeout = spec.startup_timeout_s
         self._done = threading.Event()
         self._answered_event = threading.Event()
@@ -186,15 +181,21 @@ class _DirectPoll:
     def _poll(self) -> None:
         with httpx.Client(timeout=self._timeout) as client:
             while not self._done.is_set():
-                try:
-                    response = client.post(self._url, content=self._body, headers={"content-type": "application/json"})
-                    if response.status_code == 200:
-                        self._answered = perf_counter() - self._start
-                        self._answered_event.set()
-                        return
-                except httpx.TransportError:
-                    pass
+                if _answers(client, self._spec):
+                    self._answered = perf_counter() - self._start
+                    self._answered_event.set()
+                    return
                 time.sleep(POLL_S)
+
+
+def _answers(client: httpx.Client, spec: LaunchSpec) -> bool:
+    """One poll, as by hand: whether the server answers a one-token chat completion now."""
+    try:
+        response = client.post(f"{spec.base_url}/v1/chat/completions", content=chat_body(spec.served_model_name, max_tokens=1),
+                               headers={"content-type": "application/json"})
+    except httpx.TransportError:
+        return False
+    return response.status_code == 200
 
 
 def _spawned_at(served_name: str) -> float:

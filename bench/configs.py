@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.gateway import fake_server_spec
+from tests.support.gateway import fake_server_spec, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_CLOUD = REPO / "tests" / "fakes" / "cloud.py"
@@ -61,8 +61,6 @@ def write_stock(directory: Path, model_list: list[dict[str, Any]]) -> Path:
 
 def write_router(directory: Path, upstream_port: int, run_id: str, vllm: VllmAssets | None) -> tuple[RouterSetup, list[dict[str, Any]]]:
     """llm-router's config, launch specs and state folders in `directory`; also returns its model list."""
-    from bench.processes import free_port
-
     models = directory / "models"
     models.mkdir(parents=True, exist_ok=True)
     # Served names unique to this run, so counting processes by command line sees only ours.

@@ -1,7 +1,7 @@
 """Out of the box on the CPU: how long until a newcomer's first `auto` answer, and then per answer.
 
-    uv run python bench/out_of_the_box.py            # later runs: engine and weights already prepared
-    uv run python bench/out_of_the_box.py --fresh    # first-ever run: prepares into an empty home
+    uv run python -m bench.out_of_the_box            # later runs: engine and weights already prepared
+    uv run python -m bench.out_of_the_box --fresh    # first-ever run: prepares into an empty home
 
 Starts `llm-router serve` with the shipped config and no API keys, sends the README's first
 request (model `auto`, "What is the capital of France?") until it answers, then ten more short
@@ -14,7 +14,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -25,32 +24,19 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.configs import shipped_config_copy
+from tests.support.gateway import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 QUESTION = {"model": "auto", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
 TARGETS = {"fresh_first_answer_s": 300.0, "cold_first_answer_s": 40.0, "short_answer_s": 1.0}
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _workspace(tmp: Path, fresh: bool) -> Path:
-    """The shipped config and specs in tmp; the CPU model on a free port; prepared weights reused unless fresh."""
-    shutil.copy(REPO / "litellm_config.yaml", tmp / "litellm_config.yaml")
-    (tmp / "models").mkdir()
-    for spec in (REPO / "models").glob("*.yaml"):
-        shutil.copy(spec, tmp / "models" / spec.name)
-    port = str(_free_port())
-    for path in (tmp / "litellm_config.yaml", tmp / "models" / "smollm2-135m-cpu.yaml"):
-        path.write_text(path.read_text().replace("8003", port))
+    """The shipped config and specs in tmp; prepared weights reused unless fresh."""
     if not fresh:
         subprocess.run([sys.executable, "-m", "llm_router.cli", "prepare", "smollm2-135m-cpu", "--config", str(REPO / "litellm_config.yaml")], check=True)
-        (tmp / "models" / "smollm2-135m-cpu").symlink_to(REPO / "models" / "smollm2-135m-cpu")
-    return tmp / "litellm_config.yaml"
+    return shipped_config_copy(tmp, link_cpu_weights=not fresh)
 
 
 def _ask(url: str, timeout: float) -> tuple[float, str]:
@@ -67,7 +53,7 @@ def run(fresh: bool) -> dict:
         env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "LLM_ROUTER_MASTER_KEY")}
         if fresh:
             env["LLM_ROUTER_HOME"] = str(tmp / "home")
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         started = time.monotonic()
         gateway = subprocess.Popen([sys.executable, "-m", "llm_router.cli", "serve", "--config", str(config), "--port", str(port)],

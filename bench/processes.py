@@ -24,15 +24,11 @@ from typing import IO
 import httpx
 import psutil
 
+from tests.support.gateway import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 MARKER_ENV = "BENCH_RUN_MARKER"
 STOP_GRACE_S = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def port_is_free(port: int) -> bool:
@@ -188,18 +184,6 @@ def marked_processes(marker: str) -> list[psutil.Process]:
             if proc.pid == me or proc.info["status"] == psutil.STATUS_ZOMBIE:
                 continue
             if proc.environ().get(MARKER_ENV) == marker:
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
-
-
-def processes_matching(text: str) -> list[psutil.Process]:
-    """Live processes whose command line contains `text`."""
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        try:
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and text in " ".join(proc.info["cmdline"] or []):
                 found.append(proc)
         except psutil.Error:
             continue

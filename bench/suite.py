@@ -25,10 +25,11 @@ import httpx
 from bench import cold_start, configs, latency, memory, routing_cost, stampede, throughput
 from bench.machine import Machine, Versions, machine, versions
 from bench.paths import RequestPath
-from bench.processes import (REPO, Managed, RouterGateway, Server, Supervisor, add_team_key, free_port, launch_open_router, launch_router, launch_stock,
+from bench.processes import (REPO, Managed, RouterGateway, Server, Supervisor, add_team_key, launch_open_router, launch_router, launch_stock,
                              marked_processes, start_upstream, wait_ready)
 from bench.settings import Settings
 from bench.targets import TargetResult, evaluate
+from tests.support.gateway import free_port
 
 Log = Callable[[str], None]
 ROUTING_TIMEOUT_S = 900

@@ -6,7 +6,6 @@ The engine is prepared by llm-router's own recipe (launchers/provision.py), cach
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from launchers import provision
+from tests.support.configs import shipped_config_copy
 from tests.support.gateway import Gateway, free_port
 from tests.support.processes import processes_matching
 
@@ -79,24 +79,11 @@ general_settings: {{custom_auth: router_plugins.auth.authenticate}}
     assert "vllm" in log.lower()
 
 
-def _bare_machine_copy(tmp_path: Path) -> Path:
-    """The shipped config and specs in tmp_path, SmolLM2 on a free port, its prepared weights linked."""
-    shutil.copy(REPO / "litellm_config.yaml", tmp_path / "litellm_config.yaml")
-    (tmp_path / "models").mkdir()
-    for spec in (REPO / "models").glob("*.yaml"):
-        shutil.copy(spec, tmp_path / "models" / spec.name)
-    (tmp_path / "models" / "smollm2-135m-cpu").symlink_to(REPO / "models" / "smollm2-135m-cpu")
-    port = free_port()
-    for path in (tmp_path / "litellm_config.yaml", tmp_path / "models" / "smollm2-135m-cpu.yaml"):
-        path.write_text(path.read_text().replace("8003", str(port)))
-    return tmp_path / "litellm_config.yaml"
-
-
 def test_on_a_bare_machine_auto_is_answered_by_smollm2_on_the_cpu(tmp_path):
     prepared = subprocess.run([sys.executable, "-m", "llm_router.cli", "prepare", "smollm2-135m-cpu", "--config", str(REPO / "litellm_config.yaml")],
                               capture_output=True, text=True, timeout=900)
     assert prepared.returncode == 0, prepared.stderr[-3000:]
-    config = _bare_machine_copy(tmp_path)
+    config = shipped_config_copy(tmp_path, link_cpu_weights=True)
     with Gateway(config) as gw:  # no API keys, no GPU
         explain = gw.post("/v1/router/explain", {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}).json()
         assert explain["model"] == "smollm2-135m-cpu"

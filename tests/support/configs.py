@@ -1,11 +1,33 @@
-"""Test configurations: the gateway's YAML, pointing at fakes on loopback."""
+"""Test configurations: the gateway's YAML, pointing at fakes on loopback, or the shipped one."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from textwrap import dedent
 
-from tests.support.gateway import closed_port, fake_server_spec, free_port
+from tests.support.gateway import REPO, closed_port, fake_server_spec, free_port
+
+_CPU_MODEL = "smollm2-135m-cpu"
+_CPU_MODEL_SHIPPED_PORT = "8003"
+
+
+def shipped_config_copy(dest: Path, *, link_cpu_weights: bool) -> Path:
+    """The shipped config and launch specs in `dest`, with SmolLM2 (the CPU model) on a free port.
+
+    `link_cpu_weights`: link the checkout's prepared SmolLM2 weights in, rather than leaving the
+    copy to prepare its own.
+    """
+    shutil.copy(REPO / "litellm_config.yaml", dest / "litellm_config.yaml")
+    (dest / "models").mkdir()
+    for spec in (REPO / "models").glob("*.yaml"):
+        shutil.copy(spec, dest / "models" / spec.name)
+    if link_cpu_weights:
+        (dest / "models" / _CPU_MODEL).symlink_to(REPO / "models" / _CPU_MODEL)
+    port = str(free_port())
+    for path in (dest / "litellm_config.yaml", dest / "models" / f"{_CPU_MODEL}.yaml"):
+        path.write_text(path.read_text().replace(_CPU_MODEL_SHIPPED_PORT, port))
+    return dest / "litellm_config.yaml"
 
 
 def core_config(tmp: Path, cloud_url: str, *, keys_file: bool = False, extra_llm_router: str = "") -> Path:
