@@ -230,11 +230,12 @@ def _memory_after(key: str, label: str, server: Server, path: RequestPath, targe
 
 
 def _remove_launcher_tmp_dirs(state_dirs: Iterable[Path]) -> None:
-    """The launcher gives each server a short TMPDIR under /tmp, named after the state dir, and never removes it."""
+    """Each server gets a short TMPDIR under /tmp, named after the state dir. The launcher removes
+    the ones of servers it stopped; the by-hand cold starts and a gateway killed outright leave theirs."""
     from launchers.server import RuntimePaths
 
     for state_dir in state_dirs:
-        prefix = RuntimePaths(state_dir, state_dir).tmp_dir("")  # creates the bare prefix itself, removed below
+        prefix = RuntimePaths(state_dir, state_dir).tmp_dir("", create=False)
         for path in prefix.parent.glob(prefix.name + "*"):
             shutil.rmtree(path, ignore_errors=True)
 
@@ -246,9 +247,10 @@ def _groups(model_list: list[dict[str, Any]]) -> list[str]:
 def _per_process(sent: dict[str, int], rig: _Rig) -> Counter[str]:
     """Requests sent per path, summed per serving process; (e)'s gateway isn't tracked."""
     out: Counter[str] = Counter()
+    tracked = {p.key: p.process for p in rig.paths}
     for key, count in sent.items():
-        if key in {p.key for p in rig.paths}:
-            out[rig.path(key).process] += count
+        if key in tracked:
+            out[tracked[key]] += count
     return out
 
 
