@@ -280,16 +280,16 @@ class ModelServer:
                 self._failures = 0
                 self._transition(ServerState.READY, f"pid {self._pid}, port {self.spec.port}" + ("" if self.owned else ", adopted"))
             except StartFailed as exc:
-                await self._kill_spawned()
+                ended = await self._kill_spawned()
                 self._record_failure(exc.why)
                 self._transition(ServerState.FAILED, exc.why)
-                self._forget_process()
+                self._forget_process(group_ended=ended)
                 raise ServerUnavailable(self.name, exc.why, exc.log_tail) from None
             except asyncio.CancelledError:
-                await self._kill_spawned()
+                ended = await self._kill_spawned()
                 self._transition(ServerState.STOPPING, "start cancelled")
                 self._transition(ServerState.STOPPED)
-                self._forget_process()
+                self._forget_process(group_ended=ended)
                 raise
 
     async def _prepare(self) -> None:
@@ -310,10 +310,12 @@ class ModelServer:
             self._log_offset = f.tell()
         cache = self._paths.state_dir / "cache" / self.name
         cache.mkdir(parents=True, exist_ok=True)
-        env = {"VLLM_CACHE_ROOT": str(cache), "TMPDIR": str(self._paths.tmp_dir(self.name)), **self.spec.environment()}
+        tmp = self._paths.tmp_dir(self.name)
+        env = {"VLLM_CACHE_ROOT": str(cache), "TMPDIR": str(tmp), **self.spec.environment()}
         try:
             self._proc = process_group.spawn(self.spec.argv(), env, log_path, cwd=self.spec.source.parent)
         except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
             raise StartFailed(f"could not run {self.spec.executable()}: {exc.strerror}")
         self._pid = self._pgid = self._proc.pid
         self.owned = True
@@ -406,9 +408,9 @@ class ModelServer:
                 self._failures = 0
             self._record_failure(why)
             self._leases.clear()
-            await self._kill_spawned()
+            ended = await self._kill_spawned()
             self._transition(ServerState.FAILED, why)
-            self._forget_process()
+            self._forget_process(group_ended=ended)
 
     def _record_failure(self, why: str) -> None:
         self.last_error = why
@@ -423,15 +425,20 @@ class ModelServer:
             if killed:
                 log.warning("%s: did not stop within %.0fs of SIGTERM; killed", self.name, STOP_GRACE_S)
         self._transition(ServerState.STOPPED)
-        self._forget_process()
+        # Adopted servers too: whoever spawned it, its whole group is gone now.
+        self._forget_process(group_ended=self._pgid is not None)
 
-    async def _kill_spawned(self) -> None:
-        """Stop the group we spawned (a failed or cancelled start, a crash's leftovers)."""
-        if self._proc is not None and self._pgid is not None:
-            await process_group.terminate_group(self._pgid, STOP_GRACE_S, self._proc)
+    async def _kill_spawned(self) -> bool:
+        """Stop the group we spawned (a failed or cancelled start, a crash's leftovers); False if we spawned none."""
+        if self._proc is None or self._pgid is None:
+            return False
+        await process_group.terminate_group(self._pgid, STOP_GRACE_S, self._proc)
+        return True
 
-    def _forget_process(self) -> None:
-        if self._proc is not None:
+    def _forget_process(self, group_ended: bool) -> None:
+        """group_ended: we just ended the server's process group, so its TMPDIR can go. Never otherwise:
+        an adopted server can still be running, or be restarted by its owner, with the same TMPDIR."""
+        if group_ended:
             shutil.rmtree(self._paths.tmp_dir(self.name, create=False), ignore_errors=True)
         self._proc = None
         self._pid = self._pgid = None

@@ -254,6 +254,27 @@ def test_a_healthy_server_already_on_the_port_is_adopted_not_started_twice(tmp_p
         manual.wait(10)
 
 
+def test_a_server_stopped_by_a_process_that_adopted_it_leaves_no_tmpdir(tmp_path):
+    port = free_port()
+    spawner = make_launcher(tmp_path, {"a": {"port": port}})
+    adopter = make_launcher(tmp_path, {"a": {"port": port}})
+    tmpdir = adopter.server("a")._paths.tmp_dir("a", create=False)
+
+    async def scenario():
+        try:
+            await spawner.server("a").ensure_ready()
+            assert await adopter.server("a").attach()
+            await adopter.shutdown()  # adopted servers belong to their spawner: left running
+            kept_while_running = tmpdir.is_dir()
+            await adopter.server("a").stop("stopped by an operator")
+            return kept_while_running, tmpdir.exists()
+        finally:
+            await spawner.shutdown()
+
+    assert run(scenario()) == (True, False)
+    assert count_spawned(str(FAKE_MODEL_SERVER), "served-a") == 0
+
+
 def test_a_port_held_by_another_program_is_a_clear_error(tmp_path):
     port = free_port()
     other = subprocess.Popen([sys.executable, str(FAKE_MODEL_SERVER), "--port", str(port), "--served-model-name", "someone-else"],
