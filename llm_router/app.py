@@ -2,12 +2,14 @@
 
 LiteLLM is composed, not patched: requests for our paths go to our FastAPI app, everything
 else to LiteLLM's. In front of both, request bodies are size-limited (413) and chat bodies are
-checked (400) before LiteLLM parses them. The lifespan is LiteLLM's, with the launcher's
-monitor started after its startup and every server we started stopped after its shutdown.
+checked (400) before LiteLLM parses them. The lifespan is LiteLLM's: after its startup the
+proxy hooks that can't act here are taken off (llm_router/inert_hooks.py) and the launcher's
+monitor starts; after its shutdown every server we started is stopped.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from llm_router import environment
@@ -16,10 +18,12 @@ environment.apply_defaults()
 
 from litellm.proxy.proxy_server import app as litellm_app  # noqa: E402  (needs the environment first)
 
-from llm_router import logs  # noqa: E402
+from llm_router import inert_hooks, logs  # noqa: E402
 from llm_router.gateway import current  # noqa: E402
 from router_plugins import endpoints  # noqa: E402
 from router_plugins.validation import InvalidRequest, parse_chat_body  # noqa: E402
+
+log = logging.getLogger("llm_router.app")
 
 CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 
@@ -101,6 +105,8 @@ async def _send_error(send: Any, error: InvalidRequest) -> None:
 def _lifespan_send(send: Any) -> Any:
     async def wrapped(message: dict[str, Any]) -> None:
         if message["type"] == "lifespan.startup.complete":
+            removed = inert_hooks.remove()
+            log.info("LiteLLM proxy hooks with nothing to enforce here, turned off: %s", ", ".join(removed) or "none")
             current().launcher.start_monitor()
         elif message["type"] == "lifespan.shutdown.complete":
             await current().launcher.shutdown()
