@@ -18,6 +18,9 @@ from bench.paths import RequestPath, first_token_seen
 from bench.stats import Summary, summarize_ms
 
 
+_CLIENT_KEEP_ALIVE_S = 4.0
+
+
 class RequestFailed(Exception):
     pass
 
@@ -118,7 +121,10 @@ def measure(paths: list[RequestPath], requests_per_path: int, rounds: int) -> La
     rounds = max(1, min(rounds, requests_per_path))
     block = -(-requests_per_path // rounds)
     samples = {p.key: _Samples() for p in paths}
-    clients = {p.key: httpx.Client(timeout=60) for p in paths}
+    # A block's connection idles while the other paths run. The client drops it before stock
+    # LiteLLM would (uvicorn closes idle connections after 5 s), so no request meets a closing one.
+    limits = httpx.Limits(keepalive_expiry=_CLIENT_KEEP_ALIVE_S)
+    clients = {p.key: httpx.Client(timeout=60, limits=limits) for p in paths}
     try:
         for r in range(rounds):
             order = paths[r % len(paths):] + paths[: r % len(paths)]

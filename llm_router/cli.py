@@ -16,6 +16,8 @@ from llm_router import environment
 from llm_router.config import ConfigError, GatewayConfig, default_config_path, load_config
 
 EXIT_CONFIG_ERROR = 2
+KEEP_ALIVE_S = 30
+"""Seconds an idle client connection stays open."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,6 +102,10 @@ def _serve(args: argparse.Namespace) -> int:
         http="httptools",
         access_log=environment.access_log_enabled(),
         log_config=None,
+        # Longer than the 5 s after which httpx (the OpenAI SDK's client) drops an idle pooled
+        # connection, so the client always closes first: with uvicorn's 5 s default, a request sent
+        # as the gateway closes an idle connection meets a reset.
+        timeout_keep_alive=KEEP_ALIVE_S,
         timeout_graceful_shutdown=30,
     )
     return 0

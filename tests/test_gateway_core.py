@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import time
 
 import pytest
@@ -146,3 +147,18 @@ def test_health_reports_every_backend_fast_and_without_secrets(gateway, cloud):
 def test_models_lists_the_configured_groups(gateway):
     ids = {m.id for m in gateway.client().models.list()}
     assert {"gpt-4o", "claude-sonnet", "local-text", "local-vision"} <= ids
+
+
+def test_an_idle_keep_alive_connection_outlives_the_sdk_pool_expiry(gateway):
+    # httpx, under the OpenAI SDK, reuses a pooled connection for up to 5 s of idleness; the
+    # gateway must not close it first, or the reused request meets a reset.
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    try:
+        conn.request("GET", "/health/liveliness")
+        first = conn.getresponse()
+        first.read()
+        time.sleep(5.5)
+        conn.request("GET", "/health/liveliness")
+        assert (first.status, conn.getresponse().status) == (200, 200)
+    finally:
+        conn.close()
