@@ -2,7 +2,8 @@
 
 It starts servers on demand (via ModelServer.ensure_ready), makes room under the declared
 memory budget by stopping the least recently used idle servers, stops idle servers, notices
-crashes, and stops everything it started on shutdown.
+crashes, and stops everything it started on shutdown (and, should its process die without a
+shutdown, the kernel stops them: ModelServer's die_with_us).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class Launcher:
     def __init__(self, specs: Iterable[LaunchSpec], budget: MemoryBudget, paths: RuntimePaths, stop_on_exit: bool = True):
         self._budget = budget
         self.servers: dict[str, ModelServer] = {
-            spec.name: ModelServer(spec, paths, make_room=self._make_room) for spec in specs
+            spec.name: ModelServer(spec, paths, make_room=self._make_room, die_with_us=stop_on_exit) for spec in specs
         }
         self._monitor: asyncio.Task[None] | None = None
         if stop_on_exit:

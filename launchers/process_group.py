@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
 
 import psutil
 
+_SETPRIV = shutil.which("setpriv")
 
-def spawn(argv: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
-    """Start argv (a list, never a shell string) as the leader of a new session, output to log_path."""
+
+def spawn(argv: list[str], env: dict[str, str], log_path: Path, cwd: Path, die_with_parent: bool) -> subprocess.Popen[bytes]:
+    """Start argv (a list, never a shell string) as the leader of a new session, output to log_path.
+
+    die_with_parent: the kernel sends the server SIGTERM if this process dies without stopping it
+    (SIGKILL, a crash), where no exit handler runs. util-linux's setpriv sets that up before it execs
+    argv; preexec_fn could too, but isn't safe in a process with threads."""
+    if die_with_parent and _SETPRIV:
+        argv = [_SETPRIV, "--pdeathsig", "TERM", "--", *argv]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         return subprocess.Popen(

@@ -118,8 +118,11 @@ RoomMaker = Callable[["ModelServer"], Awaitable[None]]
 
 
 class ModelServer:
-    def __init__(self, spec: LaunchSpec, paths: RuntimePaths, make_room: RoomMaker | None = None):
+    def __init__(self, spec: LaunchSpec, paths: RuntimePaths, make_room: RoomMaker | None = None, die_with_us: bool = True):
+        """die_with_us: a server this process spawns gets SIGTERM if this process dies without stopping
+        it; False where servers must outlive their starter (`llm-router start`)."""
         self.spec = spec
+        self._die_with_us = die_with_us
         self.name = spec.name
         self._paths = paths
         self._make_room = make_room
@@ -313,7 +316,7 @@ class ModelServer:
         tmp = self._paths.tmp_dir(self.name)
         env = {"VLLM_CACHE_ROOT": str(cache), "TMPDIR": str(tmp), **self.spec.environment()}
         try:
-            self._proc = process_group.spawn(self.spec.argv(), env, log_path, cwd=self.spec.source.parent)
+            self._proc = process_group.spawn(self.spec.argv(), env, log_path, cwd=self.spec.source.parent, die_with_parent=self._die_with_us)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise StartFailed(f"could not run {self.spec.executable()}: {exc.strerror}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import ipaddress
 import json
 import os
@@ -85,6 +86,10 @@ def _serve(args: argparse.Namespace) -> int:
         print("llm-router: --workers must be at least 1", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     os.environ["CONFIG_FILE_PATH"] = str(config.path)
+    # A crash in native code (a rare segfault was seen once under load) prints every thread's
+    # Python stack to stderr; the variable carries it into uvicorn's worker processes.
+    os.environ.setdefault("PYTHONFAULTHANDLER", "1")
+    faulthandler.enable()
     os.environ[environment.WORKERS_ENV] = str(args.workers)
     environment.apply_defaults()
     import uvicorn

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import signal
 import time
 
 import pytest
@@ -162,3 +163,15 @@ def test_an_idle_keep_alive_connection_outlives_the_sdk_pool_expiry(gateway):
         assert (first.status, conn.getresponse().status) == (200, 200)
     finally:
         conn.close()
+
+
+def test_a_gateway_that_crashes_leaves_its_python_stack_in_its_output(cloud, tmp_path):
+    gw = Gateway(core_config(tmp_path, cloud.url)).start()
+    try:
+        gw.proc.send_signal(signal.SIGSEGV)
+        gw.proc.wait(20)
+    finally:
+        gw.stop()
+    output = gw.log_text()
+    assert "Fatal Python error: Segmentation fault" in output
+    assert "uvicorn" in output.split("Fatal Python error")[1]  # the stack, down to the server loop

@@ -108,6 +108,22 @@ def test_gateway_shutdown_stops_every_server_it_started(tmp_path, cloud):
     assert count_spawned(str(FAKE_MODEL_SERVER), "fake-vision") == 0
 
 
+def test_a_gateway_killed_outright_takes_the_servers_it_started_with_it(tmp_path, cloud):
+    config = core_config(tmp_path, cloud.url)
+    gw = Gateway(config).start()
+    try:
+        assert gw.post("/v1/chat/completions", {"model": "local-text", "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+        assert count_spawned(str(FAKE_MODEL_SERVER), "fake-text") == 1
+        gw.proc.kill()  # as in a crash: no shutdown, no exit handler
+        gw.proc.wait(10)
+        deadline = time.monotonic() + 10
+        while count_spawned(str(FAKE_MODEL_SERVER), "fake-text") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert count_spawned(str(FAKE_MODEL_SERVER), "fake-text") == 0
+    finally:
+        gw.stop()
+
+
 def test_sigterm_lets_in_flight_requests_finish(tmp_path, cloud):
     config = core_config(tmp_path, cloud.url)
     _set_spec(config, "local-text", flags=["--response-delay", "2"])
