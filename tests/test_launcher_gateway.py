@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ import time
 import httpx
 import pytest
 
+from launchers.server import RuntimePaths
 from tests.support.configs import core_config
 from tests.support.gateway import FAKE_MODEL_SERVER, Gateway
 from tests.support.processes import count_spawned
@@ -122,6 +124,8 @@ def test_a_gateway_killed_outright_takes_the_servers_it_started_with_it(tmp_path
         assert count_spawned(str(FAKE_MODEL_SERVER), "fake-text") == 0
     finally:
         gw.stop()
+        # Nobody was left to remove the server's TMPDIR (a restarted gateway would reuse it).
+        shutil.rmtree(RuntimePaths(config.parent / "run", config.parent / "logs").tmp_dir("local-text", create=False), ignore_errors=True)
 
 
 def test_sigterm_lets_in_flight_requests_finish(tmp_path, cloud):
