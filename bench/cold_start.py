@@ -160,7 +160,6 @@ class _DirectPoll:
 
     def __init__(self, spec: LaunchSpec) -> None:
         self._spec = spec
-        self._timeout = spec.startup_timeout_s
         self._done = threading.Event()
         self._answered_event = threading.Event()
         self._answered: float | None = None
@@ -175,11 +174,11 @@ class _DirectPoll:
         """Seconds from `start` to the server's first direct answer, waiting up to `wait_s` for it (None if none came)."""
         self._answered_event.wait(wait_s)
         self._done.set()
-        self._thread.join(self._timeout)
+        self._thread.join(self._spec.startup_timeout_s)
         return self._answered
 
     def _poll(self) -> None:
-        with httpx.Client(timeout=self._timeout) as client:
+        with httpx.Client(timeout=self._spec.startup_timeout_s) as client:
             while not self._done.is_set():
                 if _answers(client, self._spec):
                     self._answered = perf_counter() - self._start

@@ -243,10 +243,10 @@ def reading(r: SuiteResult) -> str:
                  f"that same request path, so (c-a)/(b-a) <= 0.6 means answering {_f(0.4 * stock_over)} ms sooner than stock LiteLLM "
                  "per request (a saving to find, not an overhead to bound).")
     by_key = {p.key: p for p in r.latency.paths}
-    if "c" in by_key and "f" in by_key and stock_over > 0:
-        floor = (by_key["f"].nonstream.p50 - direct.nonstream.p50) / stock_over
+    floor = next((o for o in r.latency.overheads if o.key == "f"), None)
+    if "c" in by_key and floor is not None and stock_over > 0:
         lines.append(f"- LiteLLM's own request path under `llm-router serve`, with none of our plugins (f), already costs "
-                     f"{_f(floor, 3)}x stock's overhead; routing, team keys and the launcher add "
+                     f"{_f(floor.share_of_stock_overhead_p50, 3)}x stock's overhead; routing, team keys and the launcher add "
                      f"{_f(by_key['c'].nonstream.p50 - by_key['f'].nonstream.p50)} ms at p50 on top of it (c)-(f).")
     if "c" in by_key and "d" in by_key:
         short = next((c for c in r.routing_cost.cases if c.name == "text short"), None)

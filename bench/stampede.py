@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from bench import loadgen
 from bench.paths import RequestPath
 from bench.processes import RouterGateway, wait_port_free
-from tests.support.processes import processes_matching
 from bench.stats import percentile
+from tests.support.processes import processes_matching
 
 POLL_S = 0.1
 
