@@ -30,7 +30,7 @@ from bench.processes import RouterGateway, Supervisor, wait_port_free
 from tests.support.processes import processes_matching
 
 if TYPE_CHECKING:
-    from launchers.spec import LaunchSpec
+    from router_config.spec import LaunchSpec
 
 POLL_S = 0.01
 
@@ -67,7 +67,7 @@ def measure(sup: Supervisor, gateway: RouterGateway, group: str, spec_path: Path
     """`prime`: start the server once by hand, unmeasured, so that the first measured start doesn't
     pay alone for one-time work (a real engine's caches, cold pages of its files)."""
     from launchers.server import RuntimePaths
-    from launchers.spec import load_spec
+    from router_config.spec import load_spec
 
     spec = load_spec(spec_path)
     # The environment the launcher gives its servers (launchers/server.py, _spawn).

@@ -99,17 +99,10 @@ def write_router(directory: Path, upstream_port: int, run_id: str, vllm: VllmAss
 
 
 def write_router_without_plugins(directory: Path, model_list: list[dict[str, Any]]) -> Path:
-    """llm-router's config for path (f): the same model list, no hooks, no custom auth (run with no master key).
-
-    `llm-router serve` with this config runs LiteLLM with llm-router's serving settings and
-    nothing of ours per request but the body check: the floor our plugins add to.
-    """
+    """LiteLLM's config for path (f) (bench/bare_litellm.py): the same model list, no hooks, no custom auth."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "models").mkdir(exist_ok=True)
     config = {"model_list": [{k: v for k, v in m.items() if k != "model_info"} for m in model_list],
-              "router_settings": _router_settings(),
-              "routing": {"vision": [CLOUD_GROUP], "complex": [CLOUD_GROUP], "default": [LOCAL_GROUP]},
-              "llm_router": {"state_dir": "run", "log_dir": "logs"}, "litellm_settings": _litellm_settings()}
+              "router_settings": _router_settings(), "litellm_settings": _litellm_settings()}
     path = directory / "litellm_config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

@@ -328,10 +328,12 @@ def launch_router(sup: Supervisor, name: str, config: Path, master_key: str, tea
     return RouterGateway(name, f"http://127.0.0.1:{port}", proc, master_key, team_key, config)
 
 
-def launch_open_router(sup: Supervisor, name: str, config: Path) -> Server:
-    """Start `llm-router serve` with no master key (open on loopback, no auth), one worker, without waiting."""
-    port, proc = _serve(sup, name, config, 1, {})
-    return Server(name, f"http://127.0.0.1:{port}", proc)
+def launch_bare_litellm(sup: Supervisor, name: str, config: Path) -> Server:
+    """Start LiteLLM's app under llm-router's serving settings (bench/bare_litellm.py), without waiting."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.bare_litellm", str(config), str(port)]
+    env = sup.env({**LITELLM_ENV, "PYTHONPATH": str(REPO)}, drop=_CLOUD_ENV)
+    return Server(name, f"http://127.0.0.1:{port}", sup.start(name, argv, env=env, cwd=config.parent))
 
 
 def _serve(sup: Supervisor, name: str, config: Path, workers: int, extra_env: dict[str, str]) -> tuple[int, Managed]:

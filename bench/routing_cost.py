@@ -81,11 +81,12 @@ def bodies() -> list[tuple[str, str, int, dict[str, Any]]]:
 def measure(config_path: str, repeats: int, go_file: Path | None = None) -> RoutingCostResult:
     os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    from llm_router.config import load_config
-    from llm_router.gateway import Gateway
+    from router_config.gateway_config import load_config
+    from router_plugins.access import MASTER
+    from router_plugins.gateway import Gateway
 
     gw = Gateway(load_config(config_path))
-    availability = gw.availability_for(None)
+    availability = gw.availability_for(MASTER)
     prepared = bodies()
     while go_file is not None and not go_file.exists():
         time.sleep(0.05)

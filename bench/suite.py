@@ -25,7 +25,7 @@ import httpx
 from bench import cold_start, configs, latency, memory, routing_cost, stampede, throughput
 from bench.machine import Machine, Versions, machine, versions
 from bench.paths import RequestPath
-from bench.processes import (REPO, Managed, RouterGateway, Server, Supervisor, add_team_key, launch_open_router, launch_router, launch_stock,
+from bench.processes import (REPO, Managed, RouterGateway, Server, Supervisor, add_team_key, launch_bare_litellm, launch_router, launch_stock,
                              marked_processes, start_upstream, wait_ready)
 from bench.settings import Settings
 from bench.targets import TargetResult, evaluate
@@ -183,7 +183,7 @@ def _start(settings: Settings, sup: Supervisor, work: Path, vllm: configs.VllmAs
     router2 = None
     if setup2 is not None:
         router2 = launch_router(sup, "llm-router-2w", setup2.config, master, add_team_key(sup, setup2.config, _groups(model_list2)), workers=2)
-    bare = launch_open_router(sup, "llm-router-bare", bare_config)
+    bare = launch_bare_litellm(sup, "litellm-bare", bare_config)
     for server in (stock, router, router2, bare):
         if server is not None:
             wait_ready(server)
@@ -198,7 +198,7 @@ def _start(settings: Settings, sup: Supervisor, work: Path, vllm: configs.VllmAs
         RequestPath("b", "stock LiteLLM proxy", stock.url, configs.LOCAL_GROUP, process=stock.name),
         RequestPath("c", "llm-router (1 worker), explicit local model", router.url, configs.LOCAL_GROUP, router.team_key, process=router.name),
         RequestPath("d", "llm-router (1 worker), auto", router.url, "auto", router.team_key, process=router.name),
-        RequestPath("f", "LiteLLM under llm-router serve, no plugins, no auth", bare.url, configs.LOCAL_GROUP, process=bare.name),
+        RequestPath("f", "LiteLLM's app under llm-router's serving settings, no plugins, no auth", bare.url, configs.LOCAL_GROUP, process=bare.name),
     ]
     return _Rig(upstream, stock, router, router2, bare, setup, setup2, paths), cost
 
@@ -295,7 +295,7 @@ def _check_paths(paths: list[RequestPath], router: RouterGateway, attempts: int 
 
 
 def _stampede(router: RouterGateway, setup: configs.RouterSetup, label: str, settings: Settings) -> stampede.StampedeResult:
-    from launchers.spec import load_spec
+    from router_config.spec import load_spec
 
     port = load_spec(setup.spec_path(configs.STAMPEDE_GROUP)).port
     return stampede.measure(router, label, configs.STAMPEDE_GROUP, setup.stampede_served_name, port, settings.stampede_requests)

@@ -14,8 +14,8 @@ import logging
 from collections.abc import Iterable
 
 from launchers.server import ModelServer, RuntimePaths, ServerState, ServerStatus, ServerUnavailable, StartFailed
-from launchers.spec import LaunchSpec
-from llm_router.config import MemoryBudget
+from router_config.spec import LaunchSpec
+from router_config.gateway_config import MemoryBudget
 
 log = logging.getLogger("llm_router.launcher")
 

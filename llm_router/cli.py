@@ -13,8 +13,9 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from llm_router import environment
-from llm_router.config import ConfigError, GatewayConfig, default_config_path, load_config
+from router_config import environment
+from router_config.gateway_config import ConfigError, GatewayConfig, default_config_path, load_config
+from router_config.litellm_settings import LITELLM_CONFIG_NAME, write_litellm_config
 
 EXIT_CONFIG_ERROR = 2
 KEEP_ALIVE_S = 30
@@ -85,7 +86,9 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("llm-router: --workers must be at least 1", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    os.environ["CONFIG_FILE_PATH"] = str(config.path)
+    # LiteLLM reads its part from a copy with our plugins always registered; our workers read the admin's file.
+    os.environ[environment.CONFIG_ENV] = str(config.path)
+    os.environ["CONFIG_FILE_PATH"] = str(write_litellm_config(config, config.resolve_path(config.settings.state_dir) / LITELLM_CONFIG_NAME))
     # A crash in native code (a rare segfault was seen once under load) prints every thread's
     # Python stack to stderr; the variable carries it into uvicorn's worker processes.
     os.environ.setdefault("PYTHONFAULTHANDLER", "1")
@@ -95,25 +98,26 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     print(f"llm-router: serving on http://{args.host}:{args.port}/v1 (config {config.path})", file=sys.stderr)
-    uvicorn.run(
-        "llm_router.app:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
+    uvicorn.run("llm_router.app:app", host=args.host, port=args.port, workers=args.workers, **serving_options())
+    return 0
+
+
+def serving_options() -> dict[str, object]:
+    """uvicorn's settings for the gateway (bench/ runs LiteLLM alone under the same ones)."""
+    return {
         # Tuned defaults (measured in bench/, see BENCHMARKS.md): the C HTTP parser and event
         # loop, and no per-request access-log line unless asked for (LLM_ROUTER_ACCESS_LOG=1);
         # errors, fallbacks and launcher events are still logged.
-        loop="uvloop",
-        http="httptools",
-        access_log=environment.access_log_enabled(),
-        log_config=None,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": environment.access_log_enabled(),
+        "log_config": None,
         # Longer than the 5 s after which httpx (the OpenAI SDK's client) drops an idle pooled
         # connection, so the client always closes first: with uvicorn's 5 s default, a request sent
         # as the gateway closes an idle connection meets a reset.
-        timeout_keep_alive=KEEP_ALIVE_S,
-        timeout_graceful_shutdown=30,
-    )
-    return 0
+        "timeout_keep_alive": KEEP_ALIVE_S,
+        "timeout_graceful_shutdown": 30,
+    }
 
 
 def _default_workers() -> int:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from llm_router.environment import access_log_enabled
+from router_config.environment import access_log_enabled
 from router_plugins.redaction import RedactingFilter
 
 _LOGGERS = ("llm_router", "LiteLLM", "LiteLLM Proxy", "LiteLLM Router", "uvicorn", "uvicorn.error")
@@ -14,15 +15,13 @@ _ACCESS_LOGGER = "uvicorn.access"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def configure(log_dir: Path) -> None:
+def configure(log_dir: Path, secrets: Callable[[], Iterable[str]]) -> None:
     """Idempotent: uvicorn workers each import the app and call this once."""
     root = logging.getLogger("llm_router")
     if getattr(root, "_llm_router_configured", False):
         return
-    from llm_router.gateway import current
-
     log_dir.mkdir(parents=True, exist_ok=True)
-    redacting = RedactingFilter(lambda: current().secrets())
+    redacting = RedactingFilter(secrets)
     handlers: list[logging.Handler] = [logging.StreamHandler(), logging.FileHandler(log_dir / "router.log")]
     for handler in handlers:
         handler.setFormatter(logging.Formatter(_FORMAT))

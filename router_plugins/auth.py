@@ -1,9 +1,9 @@
-"""Who may call the gateway: the master key, or a team key from the keys file.
+"""LiteLLM's `general_settings.custom_auth`, and the way back from LiteLLM's key object to our caller.
 
-Registered as `general_settings.custom_auth: router_plugins.auth.authenticate`. Works with no
-database. With no master key set the gateway is open (and `llm-router serve` refuses to bind
-beyond loopback); the model allowlist and rpm of a team key are enforced in the pre-call hook,
-against the group routing picked.
+`llm-router serve` registers it itself (router_config/litellm_settings.py). It needs no database.
+The door (llm_router/app.py) has already authenticated the request and applied the route policy;
+this function reads the caller the door left on the request, and authenticates again only for a
+request that didn't pass the door.
 """
 
 from __future__ import annotations
@@ -13,42 +13,44 @@ from typing import Any
 from fastapi import HTTPException, Request
 from litellm.proxy._types import LitellmUserRoles, UserAPIKeyAuth
 
-from llm_router.gateway import current
-from router_plugins.keys import TeamKey, hash_key, same_secret
+from router_plugins.access import MASTER, OPEN, AccessPolicy, Caller, Role
+from router_plugins.errors import ApiError
 
-_TEAM_KEY_FIELD = "llm_router_team_key"
+CALLER_STATE = "llm_router_caller"
+"""The request-state attribute the door sets to the request's Caller."""
 
 
-async def authenticate(request: Request, api_key: str) -> UserAPIKeyAuth:
-    key = (api_key or "").removeprefix("Bearer ").strip()
-    gw = current()
-    master = gw.master_key
-    if master is None:
-        return UserAPIKeyAuth(api_key="open", user_role=LitellmUserRoles.PROXY_ADMIN, key_alias="open-gateway")
-    if not key:
-        raise HTTPException(401, "Missing API key. Send it as 'Authorization: Bearer <key>'.")
-    if same_secret(key, master):
-        return UserAPIKeyAuth(api_key=hash_key(key), user_role=LitellmUserRoles.PROXY_ADMIN, key_alias="master")
-    team_key = gw.keys.lookup(key) if gw.keys else None
-    if team_key is None or team_key.revoked:
-        raise HTTPException(401, "Invalid or revoked API key.")
+class LiteLLMAuth:
+    def __init__(self, policy: AccessPolicy):
+        self._policy = policy
+
+    async def authenticate(self, request: Request, api_key: str) -> UserAPIKeyAuth:
+        caller = getattr(request.state, CALLER_STATE, None)
+        if caller is None:
+            try:
+                caller = self._policy.caller((api_key or "").removeprefix("Bearer ").strip())
+            except ApiError as exc:
+                # LiteLLM turns any other exception into a 500 when it has no database.
+                raise HTTPException(exc.status, exc.message) from None
+        return _as_litellm_key(caller)
+
+    def caller_of(self, litellm_key: Any) -> Caller:
+        """The caller behind LiteLLM's key object, as hooks receive it (None: LiteLLM's own call,
+        a nested call whose parent request was checked)."""
+        if not isinstance(litellm_key, UserAPIKeyAuth) or litellm_key.user_role == LitellmUserRoles.PROXY_ADMIN:
+            return OPEN if self._policy.is_open else MASTER
+        return self._policy.team_caller(str(litellm_key.api_key))
+
+
+def _as_litellm_key(caller: Caller) -> UserAPIKeyAuth:
+    if caller.role is not Role.TEAM or caller.key is None:
+        return UserAPIKeyAuth(api_key=caller.role.value, user_role=LitellmUserRoles.PROXY_ADMIN, key_alias=caller.role.value)
     # The team goes in team_alias, not team_id: our teams live in the keys file, not LiteLLM's
     # database, and a team_id makes LiteLLM copy its whole config on every request looking for
     # per-team settings. LiteLLM's logging still reports the team as user_api_key_team_alias.
     return UserAPIKeyAuth(
-        api_key=team_key.sha256,
-        key_alias=team_key.name,
-        team_alias=team_key.team,
+        api_key=caller.key.sha256,
+        key_alias=caller.key.name,
+        team_alias=caller.key.team,
         user_role=LitellmUserRoles.INTERNAL_USER,
-        metadata={_TEAM_KEY_FIELD: team_key.name},
     )
-
-
-def team_key_of(user_api_key_dict: Any) -> TeamKey | None:
-    """The team key behind a request, or None for the master key and an open gateway."""
-    name = (getattr(user_api_key_dict, "metadata", None) or {}).get(_TEAM_KEY_FIELD)
-    if not name:
-        return None
-    keys = current().keys
-    digest = getattr(user_api_key_dict, "api_key", None)
-    return keys.by_digest(digest) if keys and isinstance(digest, str) else None

@@ -1,34 +1,44 @@
 """The LiteLLM hooks that make the proxy llm-router.
 
-Registered in litellm_config.yaml as `litellm_settings.callbacks: [router_plugins.hooks.router_hooks]`.
-- `async_pre_call_hook` (once per request): content routing, the key's model allowlist, rpm.
-- `async_pre_call_deployment_hook` (every attempt, fallback hops included): fail fast on a
-  missing cloud key; make sure a local deployment's server is running.
+`llm-router serve` registers them itself (router_config/litellm_settings.py):
+- `async_pre_call_hook` (once per request): content routing, and the key's allowlist for the
+  group routing picked.
+- `async_pre_call_deployment_hook` (every attempt, fallback hops and every route included): the
+  key's allowlist for this deployment; fail fast on a missing cloud key; make sure a local
+  deployment's server is running.
 - failure/success events: release the server lease, remember why each attempt failed.
-- `async_post_call_failure_hook`: one clear 502/503 naming every backend tried.
+- `async_post_call_failure_hook`: one clear 502/503 (or 403) naming every backend tried.
 - `async_post_call_response_headers_hook`: x-llm-router-model / x-llm-router-reason.
+
+What we learn about a request (the decision, each attempt) is kept in the gateway's request
+ledger by LiteLLM's call id, never in the request: on the Responses and Messages routes LiteLLM
+forwards the client's `metadata` to the provider. The caller behind an attempt is read from
+LiteLLM's own key object, which a client can't forge in a JSON body.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import litellm
 from fastapi import HTTPException
 from litellm.integrations.custom_logger import CustomLogger
+from litellm.proxy._types import UserAPIKeyAuth
 
 from launchers.server import ServerUnavailable
-from llm_router.gateway import Gateway, current
-from router_plugins.auth import team_key_of
+from router_config.gateway_config import Deployment
+from router_plugins.access import FORBIDDEN
+from router_plugins.auth import LiteLLMAuth
+from router_plugins.errors import ApiError
+from router_plugins.gateway import Gateway
+from router_plugins.ledger import Attempt, Decision
 from router_plugins.redaction import redact
 from router_plugins.routing import NoAllowedGroup
 
 log = logging.getLogger("llm_router.hooks")
 
 _ROUTED_CALL_TYPES = frozenset({"completion", "acompletion"})
-_DECISION_KEY = "llm_router"
 # Upstream failures the router may fall back from; anything else (a 4xx the client caused)
 # keeps its own status and message.
 _BACKEND_FAILURE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -41,106 +51,106 @@ class BackendUnavailable(Exception):
 
 
 class RouterHooks(CustomLogger):
+    def __init__(self, gateway: Gateway, auth: LiteLLMAuth):
+        super().__init__()
+        self._gateway = gateway
+        self._auth = auth
+
     # ---- once per request ------------------------------------------------------------------
 
     async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: str) -> dict:
         if call_type not in _ROUTED_CALL_TYPES:
             return data
-        gw = current()
-        key = team_key_of(user_api_key_dict)
+        gw = self._gateway
+        caller = self._auth.caller_of(user_api_key_dict)
         try:
-            decision = gw.router.decide(data, gw.availability_for(key))
+            decision = gw.router.decide(data, gw.availability_for(caller))
+            gw.access.check_group(caller, gw.config.resolve(decision.model))
         except NoAllowedGroup:
             raise HTTPException(403, "This key may not use any model group that can serve this request.")
-        if key is not None:
-            group = gw.config.resolve(decision.model)
-            if not key.allows(group):
-                raise HTTPException(403, f"This key may not use model '{decision.model}'. Allowed: {', '.join(key.models)}.")
-            if key.rpm is not None and not gw.rate_limiter.allow(key.name, key.rpm):
-                raise HTTPException(429, f"Rate limit exceeded: this key allows {key.rpm} requests per minute.")
+        except ApiError as exc:
+            raise HTTPException(exc.status, exc.message)
         data["model"] = decision.model
-        metadata = data.setdefault("metadata", {})
-        metadata[_DECISION_KEY] = {"model": decision.model, "reason": decision.reason}
+        gw.requests.decided(_request_id(data), Decision(decision.model, decision.reason))
         return data
 
     # ---- every attempt ---------------------------------------------------------------------
 
     async def async_pre_call_deployment_hook(self, kwargs: dict, call_type: Any) -> dict:
-        gw = current()
-        group = _group_of(kwargs)
-        model_info = kwargs.get("model_info") or {}
+        gw = self._gateway
+        deployment = gw.config.deployment(str((kwargs.get("model_info") or {}).get("id")))
         request_id = _request_id(kwargs)
+        group = deployment.group if deployment else None
+        caller = self._auth.caller_of(_litellm_key(kwargs))
+        refused = gw.access.check_attempt(caller, group)
+        if refused:
+            gw.requests.attempted(request_id, Attempt(group or "this request", refused, unavailable=True))
+            raise BackendUnavailable(refused)
+        if deployment is None:
+            return kwargs  # a call that names no deployment of ours (files, batches)
         try:
-            launcher_spec = model_info.get("launcher")
-            if launcher_spec:
-                await self._ensure_local(gw, kwargs, Path(launcher_spec).stem, request_id, group)
+            if deployment.launch_spec is not None:
+                await self._ensure_local(kwargs, deployment, request_id)
             else:
-                self._check_cloud_key(gw, kwargs, group)
+                _check_cloud_key(kwargs, deployment)
         except (ServerUnavailable, BackendUnavailable) as exc:
             why = exc.why if isinstance(exc, ServerUnavailable) else str(exc)
-            gw.record_attempt(request_id, group, why, unavailable=True)
+            gw.requests.attempted(request_id, Attempt(deployment.group, why, unavailable=True))
             raise
         return kwargs
 
-    @staticmethod
-    def _check_cloud_key(gw: Gateway, kwargs: dict, group: str) -> None:
-        # LiteLLM's /health probes come without model_info and never reach a key-less backend.
-        for d in gw.config.deployments_of(group):
-            if d.litellm_model == kwargs.get("model") or d.litellm_model.endswith("/" + str(kwargs.get("model"))):
-                missing = d.missing_key()
-                if missing and not kwargs.get("api_key"):
-                    raise BackendUnavailable(f"{missing} is not set")
-                return
-
-    @staticmethod
-    async def _ensure_local(gw: Gateway, kwargs: dict, name: str, request_id: str, group: str) -> None:
+    async def _ensure_local(self, kwargs: dict, deployment: Deployment, request_id: str) -> None:
+        gw = self._gateway
+        assert deployment.launch_spec is not None
+        name = deployment.launch_spec.name
         server = gw.launcher.server(name)
         if not server.is_ready and server.spec.cold_start == "fallback":
-            decision = (kwargs.get("metadata") or {}).get(_DECISION_KEY) or {}
-            content_routed = decision.get("reason") not in (None, "explicit")
-            if content_routed and gw.config.fallback_chain(group):
+            decision = gw.requests.decision(request_id)
+            content_routed = decision is not None and decision.reason != "explicit"
+            if content_routed and gw.config.fallback_chain(deployment.group):
                 server.start_in_background()
                 raise ServerUnavailable(name, "cold; starting in the background while a fallback serves this request")
         await server.ensure_ready()
-        server.lease(f"{request_id}:{name}")
-        kwargs.setdefault("metadata", {})["llm_router_lease"] = name
+        server.lease(request_id)
 
     # ---- attempt and request outcomes ------------------------------------------------------
 
     async def async_post_call_failure_deployment_hook(self, request_data: dict, original_exception: Exception, *args: Any, **kwargs: Any) -> None:
-        gw = current()
+        gw = self._gateway
         request_id = _request_id(request_data)
-        self._release(gw, request_data)
-        if not isinstance(original_exception, (ServerUnavailable, BackendUnavailable)):
-            reason = _short_reason(original_exception)
-            gw.record_attempt(request_id, _group_of(request_data), reason, unavailable=reason.startswith("rate limited"))
-            lease = (request_data.get("metadata") or {}).get("llm_router_lease")
-            if lease:
-                await gw.launcher.server(lease).check_alive()
+        self._release(request_data)
+        if isinstance(original_exception, (ServerUnavailable, BackendUnavailable)):
+            return
+        deployment = gw.config.deployment(str((request_data.get("model_info") or {}).get("id")))
+        reason = _short_reason(original_exception)
+        group = deployment.group if deployment else "this request"
+        gw.requests.attempted(request_id, Attempt(group, reason, unavailable=reason.startswith("rate limited")))
+        if deployment is not None and deployment.launch_spec is not None:
+            await gw.launcher.server(deployment.launch_spec.name).check_alive()
 
     async def async_log_success_event(self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any) -> None:
-        self._release(current(), kwargs)
+        self._release(kwargs)
 
     async def async_log_failure_event(self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any) -> None:
-        self._release(current(), kwargs)
+        self._release(kwargs)
 
-    @staticmethod
-    def _release(gw: Gateway, kwargs: dict) -> None:
-        metadata = kwargs.get("metadata") or (kwargs.get("litellm_params") or {}).get("metadata") or {}
-        name = metadata.get("llm_router_lease")
-        if name and name in gw.launcher.servers:
-            gw.launcher.server(name).release(f"{_request_id(kwargs)}:{name}")
+    def _release(self, kwargs: dict) -> None:
+        request_id = _request_id(kwargs)
+        for server in self._gateway.launcher.servers.values():
+            server.release(request_id)
 
     async def async_post_call_failure_hook(
         self, request_data: dict, original_exception: Exception, user_api_key_dict: Any, traceback_str: str | None = None
     ) -> HTTPException | None:
-        gw = current()
-        attempts = gw.pop_attempts(_request_id(request_data))
+        gw = self._gateway
+        attempts = gw.requests.finish(_request_id(request_data)).attempts
         status = getattr(original_exception, "status_code", None)
         if isinstance(original_exception, HTTPException) or not attempts:
             return None
         if isinstance(status, int) and status not in _BACKEND_FAILURE_STATUSES and status < 500:
             return None
+        if all(a.why == FORBIDDEN for a in attempts):
+            return HTTPException(403, f"This key may not use {', '.join(a.group for a in attempts)}.")
         unavailable = all(a.unavailable for a in attempts)
         tried = "; ".join(f"{a.group}: {a.why}" for a in attempts)
         message = redact(f"All backends failed for this request. Tried {len(attempts)}: {tried}", gw.secrets())
@@ -149,15 +159,28 @@ class RouterHooks(CustomLogger):
     async def async_post_call_response_headers_hook(
         self, data: dict, user_api_key_dict: Any, response: Any, request_headers: dict | None = None, litellm_call_info: dict | None = None
     ) -> dict[str, str] | None:
-        decision = (data.get("metadata") or {}).get(_DECISION_KEY)
-        if not decision:
+        decision = self._gateway.requests.decision(_request_id(data))
+        if decision is None:
             return None
-        return {"x-llm-router-model": decision["model"], "x-llm-router-reason": decision["reason"]}
+        return {"x-llm-router-model": decision.model, "x-llm-router-reason": decision.reason}
 
 
-def _group_of(kwargs: dict) -> str:
-    metadata = kwargs.get("metadata") or {}
-    return str(metadata.get("model_group") or kwargs.get("model") or "?")
+def _litellm_key(kwargs: dict) -> UserAPIKeyAuth | None:
+    """LiteLLM's key object for this request, from whichever metadata the route keeps it in.
+
+    Only an instance counts: a client can put anything in a JSON body, but not a Python object."""
+    for name in ("litellm_metadata", "metadata"):
+        metadata = kwargs.get(name)
+        key = metadata.get("user_api_key_auth") if isinstance(metadata, dict) else None
+        if isinstance(key, UserAPIKeyAuth):
+            return key
+    return None
+
+
+def _check_cloud_key(kwargs: dict, deployment: Deployment) -> None:
+    missing = deployment.missing_key()
+    if missing and not kwargs.get("api_key"):
+        raise BackendUnavailable(f"{missing} is not set")
 
 
 def _request_id(kwargs: dict) -> str:
@@ -175,6 +198,3 @@ def _short_reason(exc: Exception) -> str:
     if "Connection error" in text or isinstance(exc, litellm.APIConnectionError):
         return "connection failed"
     return f"{kind} ({status})" if status else kind
-
-
-router_hooks = RouterHooks()

@@ -15,7 +15,8 @@ from typing import Any, Literal
 import litellm
 from litellm.router_strategy.complexity_router.complexity_router import ComplexityRouter
 
-from llm_router.config import GatewayConfig
+from router_config.gateway_config import GatewayConfig
+from router_plugins.access import FORBIDDEN
 
 Reason = Literal["explicit", "vision", "context", "complex", "default"]
 
@@ -24,8 +25,6 @@ Reason = Literal["explicit", "vision", "context", "complex", "default"]
 # from "long" on prompts where an exact count would cost more than the request is worth.
 _BYTES_PER_TOKEN_ESTIMATE = 4
 _IMAGE_PART_TYPES = frozenset({"image_url", "input_image", "image"})
-
-FORBIDDEN = "not allowed for this key"
 
 Availability = Callable[[str], str | None]
 """Returns None when a model group can serve here, else why not."""

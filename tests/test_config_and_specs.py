@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from launchers.spec import load_spec
-from llm_router.config import ConfigError, load_config
+from router_config.spec import load_spec
+from router_config.gateway_config import ConfigError, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -60,8 +60,7 @@ def test_explicitly_named_local_model_waits_for_its_start(tmp_path, cloud):
 
 def test_a_stream_waiting_for_a_cold_server_receives_keepalive_comments(tmp_path, cloud):
     config = core_config(tmp_path, cloud.url)
-    config.write_text(config.read_text().replace("callbacks: [router_plugins.hooks.router_hooks]",
-                                                 "callbacks: [router_plugins.hooks.router_hooks]\n  sse_keepalive_ping_interval_seconds: 0.5"))
+    config.write_text(config.read_text() + "litellm_settings:\n  sse_keepalive_ping_interval_seconds: 0.5\n")
     _set_spec(config, "local-text", flags=["--start-delay", "3"])
     with Gateway(config) as gw:
         comments, data = 0, []

@@ -13,7 +13,7 @@ import pytest
 
 import launchers.server as server_module
 from launchers.server import ServerState, ServerUnavailable
-from llm_router.config import MemoryBudget
+from router_config.gateway_config import MemoryBudget
 from tests.support.gateway import FAKE_MODEL_SERVER, free_port
 from tests.support.launcher import make_launcher
 from tests.support.processes import count_spawned, model_server_processes
@@ -80,7 +80,7 @@ def test_a_missing_executable_is_reported_before_anything_is_spawned(tmp_path):
     launcher = make_launcher(tmp_path, {"a": {}})
     spec_path = tmp_path / "models" / "a.yaml"
     spec_path.write_text(spec_path.read_text().replace(sys.executable, "/nonexistent/python"))
-    from launchers.spec import load_spec
+    from router_config.spec import load_spec
     from launchers.server import ModelServer, RuntimePaths
 
     server = ModelServer(load_spec(spec_path), RuntimePaths(tmp_path / "run", tmp_path / "logs"))

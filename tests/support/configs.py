@@ -89,10 +89,6 @@ def core_config(tmp: Path, cloud_url: str, *, keys_file: bool = False, extra_llm
           max_request_mb: 1
           {"keys_file: keys.yaml" if keys_file else ""}
           {extra_llm_router}
-        litellm_settings:
-          callbacks: [router_plugins.hooks.router_hooks]
-        general_settings:
-          custom_auth: router_plugins.auth.authenticate
     """)
     path = tmp / "litellm_config.yaml"
     path.write_text(config)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from launchers.manager import Launcher
 from launchers.server import RuntimePaths
-from launchers.spec import load_spec
-from llm_router.config import MemoryBudget
+from router_config.spec import load_spec
+from router_config.gateway_config import MemoryBudget
 from tests.support.gateway import fake_server_spec, free_port
 
 

@@ -15,10 +15,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from launchers.problems import ConfigError, ConfigProblem, from_validation_error, read_mapping
-from launchers.spec import LaunchSpec, load_spec
+from router_config.environment import CONFIG_ENV
+from router_config.problems import ConfigError, ConfigProblem, from_validation_error, read_mapping
+from router_config.spec import LaunchSpec, load_spec
 
 TRIGGER_DEFAULT = ("auto",)
+CUSTOM_AUTH = "llm_router.app.custom_auth"
+"""llm-router's key checks, which `serve` registers as LiteLLM's custom_auth."""
+_OUR_AUTH = frozenset({CUSTOM_AUTH, "router_plugins.auth.authenticate"})
 COMPLEXITY_TIERS = ("SIMPLE", "MEDIUM", "COMPLEX", "REASONING")
 
 # LiteLLM providers whose key comes from a well-known environment variable when the
@@ -86,6 +90,8 @@ class GatewaySettings(_Strict):
 class Deployment:
     """One `model_list` entry, reduced to what the gateway needs to know about it."""
 
+    id: str
+    """LiteLLM's `model_info.id`: the admin's, else `<group>/<n>`. Hooks find the deployment by it."""
     group: str
     litellm_model: str
     provider: str
@@ -94,7 +100,9 @@ class Deployment:
     """Environment variable holding the API key, or None when the key is inline or unneeded."""
     launch_spec: LaunchSpec | None
     max_input_tokens: int | None
-    supports_vision: bool
+    supports_vision: bool | None
+    supports_function_calling: bool | None
+    """Declared in model_info; None: ask LiteLLM's model map (router_plugins/capabilities.py)."""
 
     @property
     def is_local(self) -> bool:
@@ -127,6 +135,9 @@ class GatewayConfig:
 
     def deployments_of(self, group: str) -> tuple[Deployment, ...]:
         return tuple(d for d in self.deployments if d.group == group)
+
+    def deployment(self, deployment_id: str) -> Deployment | None:
+        return next((d for d in self.deployments if d.id == deployment_id), None)
 
     def resolve(self, name: str) -> str:
         return self.aliases.get(name, name)
@@ -190,6 +201,7 @@ class _Loader:
         groups = {d.group for d in deployments}
         self._check_group_references(groups, aliases, fallbacks, routing)
         self._check_ports(deployments)
+        self._check_custom_auth()
         if self.problems:
             raise ConfigError(self.problems)
         assert routing is not None and settings is not None
@@ -212,12 +224,12 @@ class _Loader:
             return []
         out = []
         for i, entry in enumerate(entries):
-            d = self._deployment(f"model_list[{i}]", entry)
+            d = self._deployment(f"model_list[{i}]", entry, i)
             if d:
                 out.append(d)
         return out
 
-    def _deployment(self, key: str, entry: Any) -> Deployment | None:
+    def _deployment(self, key: str, entry: Any, index: int) -> Deployment | None:
         if not isinstance(entry, dict) or not isinstance(entry.get("model_name"), str):
             self.problem(f"{key}.model_name", "missing", "give every model_list entry a model_name")
             return None
@@ -231,15 +243,18 @@ class _Loader:
         spec = None
         if "launcher" in info:
             spec = self._launch_spec(f"{key}.model_info.launcher", info["launcher"], params)
+        group = entry["model_name"]
         return Deployment(
-            group=entry["model_name"],
+            id=str(info.get("id") or f"{group}/{index}"),
+            group=group,
             litellm_model=model,
             provider=provider,
             api_base=params.get("api_base"),
             key_env=_key_env(provider, params.get("api_key"), local=spec is not None or "launcher" in info),
             launch_spec=spec,
             max_input_tokens=info.get("max_input_tokens"),
-            supports_vision=bool(info.get("supports_vision", False)),
+            supports_vision=_flag(info.get("supports_vision")),
+            supports_function_calling=_flag(info.get("supports_function_calling")),
         )
 
     def _launch_spec(self, key: str, relative: Any, params: dict[str, Any]) -> LaunchSpec | None:
@@ -299,6 +314,13 @@ class _Loader:
                 if name in groups:
                     self.problem("routing.trigger_models", f"'{name}' is also a model group, so it could never be named explicitly", "rename the trigger or the group")
 
+    def _check_custom_auth(self) -> None:
+        general = self.raw.get("general_settings") or {}
+        value = general.get("custom_auth") if isinstance(general, dict) else None
+        if value is not None and value not in _OUR_AUTH:
+            self.problem("general_settings.custom_auth", f"'{value}' would replace llm-router's key checks",
+                         "remove it: llm-router registers its own (master key and team keys, see the README)")
+
     def _check_ports(self, deployments: list[Deployment]) -> None:
         seen: dict[int, str] = {}
         for d in deployments:
@@ -310,6 +332,10 @@ class _Loader:
             seen[spec.port] = spec.name
 
 
+def _flag(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
 def _key_env(provider: str, api_key: Any, local: bool) -> str | None:
     if isinstance(api_key, str) and api_key.startswith("os.environ/"):
         return api_key.removeprefix("os.environ/")
@@ -319,5 +345,5 @@ def _key_env(provider: str, api_key: Any, local: bool) -> str | None:
 
 
 def default_config_path() -> Path:
-    return Path(os.environ.get("LLM_ROUTER_CONFIG", "litellm_config.yaml"))
+    return Path(os.environ.get(CONFIG_ENV, "litellm_config.yaml"))
 

@@ -1,36 +1,27 @@
 """The gateway's runtime state in one worker process: config, router, keys, launcher.
 
-LiteLLM imports our hooks by name, so they reach this state through `current()`, which
-loads the config named by CONFIG_FILE_PATH once per process.
+Built once per worker by the app (llm_router/app.py) and handed to the hooks, the auth
+function and our endpoints, which all read it through this object.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 
 from launchers import provision
 from launchers.manager import Launcher
+from launchers.requirements import missing_requirements
 from launchers.server import RuntimePaths, ServerState
-from llm_router.environment import MASTER_KEY_ENV, worker_count
-from llm_router.config import Deployment, GatewayConfig, load_config
-from router_plugins.keys import KeyStore, RateLimiter, TeamKey
-from router_plugins.routing import FORBIDDEN, Availability, ContentRouter
+from router_config.environment import MASTER_KEY_ENV, worker_count
+from router_config.gateway_config import Deployment, GatewayConfig
+from router_plugins.access import FORBIDDEN, AccessPolicy, Caller
+from router_plugins.keys import KeyStore, RateLimiter
+from router_plugins.ledger import RequestLedger
+from router_plugins.routing import Availability, ContentRouter
 
-_ATTEMPT_MEMORY = 10_000
 _AVAILABILITY_TTL_S = 1.0
-
-
-@dataclass(frozen=True)
-class Attempt:
-    group: str
-    why: str
-    unavailable: bool
-    """True when the backend couldn't take the request (no key, not started, rate limited)."""
 
 
 @dataclass(frozen=True)
@@ -46,16 +37,11 @@ class Gateway:
         self.router = ContentRouter(config)
         s = config.settings
         self.keys = KeyStore(config.resolve_path(s.keys_file)) if s.keys_file else None
-        self.rate_limiter = RateLimiter(worker_count())
+        self.access = AccessPolicy(os.environ.get(MASTER_KEY_ENV) or None, self.keys, RateLimiter(worker_count()))
         self.paths = RuntimePaths(config.resolve_path(s.state_dir), config.resolve_path(s.log_dir))
         self.launcher = Launcher(config.local_specs().values(), s.memory_budget, self.paths)
-        self._attempts: OrderedDict[str, list[Attempt]] = OrderedDict()
-        self._attempts_lock = threading.Lock()
+        self.requests = RequestLedger()
         self._availability: dict[str, tuple[float, str | None]] = {}
-
-    @property
-    def master_key(self) -> str | None:
-        return os.environ.get(MASTER_KEY_ENV) or None
 
     # ---- routing availability -------------------------------------------------------------
 
@@ -81,9 +67,9 @@ class Gateway:
             return None
         return "; ".join(dict.fromkeys(r for r in reasons if r))
 
-    def availability_for(self, key: TeamKey | None) -> Availability:
+    def availability_for(self, caller: Caller) -> Availability:
         def available(group: str) -> str | None:
-            if key is not None and not key.allows(group):
+            if not caller.may_use(group):
                 return FORBIDDEN
             return self.unavailable_reason(group)
 
@@ -96,7 +82,7 @@ class Gateway:
         spec = d.launch_spec
         if not spec.auto_start and not self.launcher.server(spec.name).is_ready:
             return "auto_start is false and the server is not running"
-        problems = spec.missing_requirements()
+        problems = missing_requirements(spec)
         over_budget = self.launcher.fits_budget(spec)
         if over_budget:
             problems.append(f"memory budget: {over_budget}")
@@ -134,39 +120,8 @@ class Gateway:
             detail = "starts on demand"
         return BackendHealth(server.state is not ServerState.FAILED, server.state.value, detail)
 
-    # ---- attempts of one request, for the final error -------------------------------------
-
-    def record_attempt(self, request_id: str, group: str, why: str, unavailable: bool) -> None:
-        attempt = Attempt(group, why, unavailable)
-        with self._attempts_lock:
-            attempts = self._attempts.setdefault(request_id, [])
-            if not attempts or attempts[-1] != attempt:
-                attempts.append(attempt)
-            self._attempts.move_to_end(request_id)
-            while len(self._attempts) > _ATTEMPT_MEMORY:
-                self._attempts.popitem(last=False)
-
-    def pop_attempts(self, request_id: str) -> list[Attempt]:
-        with self._attempts_lock:
-            return self._attempts.pop(request_id, [])
-
     def secrets(self) -> list[str]:
         """Values that must never appear in logs or responses."""
         names = {MASTER_KEY_ENV, "LITELLM_MASTER_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"}
         names |= {d.key_env for d in self.config.deployments if d.key_env}
         return [v for v in (os.environ.get(n) for n in names) if v and len(v) >= 6]
-
-
-_current: Gateway | None = None
-_current_lock = threading.Lock()
-
-
-def current() -> Gateway:
-    global _current
-    if _current is None:
-        with _current_lock:
-            if _current is None:
-                path = os.environ.get("CONFIG_FILE_PATH") or "litellm_config.yaml"
-                _current = Gateway(load_config(Path(path)))
-    return _current
-

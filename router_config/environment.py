@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 MASTER_KEY_ENV = "LLM_ROUTER_MASTER_KEY"
+CONFIG_ENV = "LLM_ROUTER_CONFIG"
+"""The admin's config file (default ./litellm_config.yaml); `serve` sets it for its workers."""
 WORKERS_ENV = "LLM_ROUTER_WORKERS"
 """Set by `serve` for its workers: each enforces its share of a key's rpm limit."""
 

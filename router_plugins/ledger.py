@@ -1,0 +1,72 @@
+"""What llm-router learns about each request while LiteLLM handles it, kept beside the request.
+
+Keyed by LiteLLM's call id, which the pre-call hook, every attempt, the failure hook and the
+response-headers hook all see. Nothing of ours goes into the request itself: on the Responses
+and Messages routes LiteLLM forwards the client's `metadata` to the provider. Bounded, so a
+request whose end is never reported can't grow it forever.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+_MEMORY = 10_000
+
+
+@dataclass(frozen=True)
+class Decision:
+    model: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    group: str
+    why: str
+    unavailable: bool
+    """True when the backend couldn't take the request (no key, not started, rate limited, not allowed)."""
+
+
+@dataclass
+class RequestRecord:
+    decision: Decision | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+class RequestLedger:
+    def __init__(self, memory: int = _MEMORY) -> None:
+        self._records: OrderedDict[str, RequestRecord] = OrderedDict()
+        self._lock = threading.Lock()
+        self._memory = memory
+
+    def decided(self, call_id: str, decision: Decision) -> None:
+        with self._lock:
+            self._record(call_id).decision = decision
+
+    def decision(self, call_id: str) -> Decision | None:
+        with self._lock:
+            record = self._records.get(call_id)
+            return record.decision if record else None
+
+    def attempted(self, call_id: str, attempt: Attempt) -> None:
+        with self._lock:
+            attempts = self._record(call_id).attempts
+            if not attempts or attempts[-1] != attempt:
+                attempts.append(attempt)
+
+    def finish(self, call_id: str) -> RequestRecord:
+        """The request's record, forgotten from now on."""
+        with self._lock:
+            return self._records.pop(call_id, None) or RequestRecord()
+
+    def _record(self, call_id: str) -> RequestRecord:
+        record = self._records.get(call_id)
+        if record is None:
+            record = self._records[call_id] = RequestRecord()
+            while len(self._records) > self._memory:
+                self._records.popitem(last=False)
+        else:
+            self._records.move_to_end(call_id)
+        return record
