@@ -83,6 +83,7 @@ def measure(config_path: str, repeats: int, go_file: Path | None = None) -> Rout
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     from router_config.gateway_config import load_config
     from router_plugins.access import MASTER
+    from router_plugins.conversation import Shape
     from router_plugins.gateway import Gateway
 
     gw = Gateway(load_config(config_path))
@@ -92,13 +93,13 @@ def measure(config_path: str, repeats: int, go_file: Path | None = None) -> Rout
         time.sleep(0.05)
     cases = []
     for name, kind, size, body in prepared:
-        decision = gw.router.decide(body, availability)
+        decision = gw.router.decide(body, Shape.CHAT, availability)
         for _ in range(min(20, repeats)):  # warm caches (tokenizer, scorer) before timing
-            gw.router.decide(body, availability)
+            gw.router.decide(body, Shape.CHAT, availability)
         times = []
         for _ in range(repeats):
             start = perf_counter_ns()
-            gw.router.decide(body, availability)
+            gw.router.decide(body, Shape.CHAT, availability)
             times.append((perf_counter_ns() - start) / 1000)
         times.sort()
         cases.append(Case(name, kind, size, repeats, statistics.median(times), times[int(0.9 * (len(times) - 1))],

@@ -6,7 +6,7 @@ it hands LiteLLM), and puts a door in front of every request:
 
 1. the route's access class (router_plugins/routes.py) and the caller's key: 401 and 403 in the
    caller's API format, before LiteLLM sees anything;
-2. the body: size-limited (413), and chat bodies checked (400);
+2. the body: size-limited (413), and checked against its API's shape (400, router_plugins/validation.py);
 3. a team key's model and rpm on inference routes (429, 403).
 
 LiteLLM is composed, not patched: requests for our paths go to our FastAPI app, everything else
@@ -36,7 +36,8 @@ from router_plugins.errors import ApiError  # noqa: E402
 from router_plugins.gateway import Gateway  # noqa: E402
 from router_plugins.hooks import RouterHooks  # noqa: E402
 from router_plugins.routes import Access, Operation, Route, classify  # noqa: E402
-from router_plugins.validation import parse_chat_body  # noqa: E402
+from router_plugins.conversation import Shape  # noqa: E402
+from router_plugins.validation import parse_body  # noqa: E402
 
 log = logging.getLogger("llm_router.app")
 
@@ -63,43 +64,58 @@ class GatewayApp:
             await self._websocket(scope, receive, send)
             return
         route = classify(scope["method"], scope["path"])
+        caller: Caller | None = None
         try:
             caller = self._admit(scope, route)
             body = await self._read_body(scope, receive) if scope["method"] in _BODY_METHODS else None
-            parsed = parse_chat_body(body) if body is not None and route.operation is Operation.CHAT else None
+            parsed = parse_body(body, route.operation, route.model is not None) if body is not None else None
             if caller is not None and caller.is_team and route.access is Access.INFERENCE:
-                self._gateway.access.check_request(caller, route, self._named_group(route, body, parsed))
-        except ApiError as exc:
-            await _send_error(send, exc, route)
-            return
+                self._gateway.access.check_request(caller, route, self._named_group(route, parsed))
+            if route.operation is Operation.COUNT_TOKENS and parsed is not None and caller is not None:
+                body = self._route_count_tokens(body, parsed, caller)
         except _BodyTooLarge:
             limit_mb = self._max_body / 2**20
-            await _send_error(send, ApiError(413, f"Request body is larger than the {limit_mb:g} MB limit.", "request_body"), route)
+            await self._refuse(send, scope, route, caller, ApiError(413, f"Request body is larger than the {limit_mb:g} MB limit.", "request_body"))
+            return
+        except ApiError as exc:
+            await self._refuse(send, scope, route, caller, exc)
             return
         scope.setdefault("state", {})[CALLER_STATE] = caller
-        target = self._ours if endpoints.is_ours(scope["path"]) else self._litellm
-        await target(scope, receive if body is None else _replay(body, receive), send)
+        replay = receive if body is None else _replay(body, receive)
+        if endpoints.is_ours(scope["path"]):
+            await self._ours(scope, replay, send)
+        else:
+            await self._litellm(scope, replay, _json_errors(send, route))
+
+    @staticmethod
+    async def _refuse(send: Any, scope: Scope, route: Route, caller: Caller | None, error: ApiError) -> None:
+        # One line per refused request: never the body (it may hold a prompt), never a key.
+        log.info("refused %s %r (key %s): %d %s", scope["method"], scope["path"], caller.name if caller else "-", error.status, error.message)
+        await _send_error(send, error, route)
 
     def _admit(self, scope: Scope, route: Route) -> Caller | None:
         if route.access is Access.PUBLIC:
             return None
         caller = self._gateway.access.caller(presented_key(_headers(scope)))
-        self._gateway.access.check_route(caller, route)
+        self._gateway.access.check_route(caller, route, scope["path"])
+        if route.operation.can_reach_any_model and not self._gateway.config.serves_files_and_batches:
+            raise ApiError(501, "Files and batches go to OpenAI's default base URL (or OPENAI_BASE_URL), which no deployment "
+                                "of this config uses, so llm-router doesn't serve them here.", retryable=False)
         return caller
 
-    def _named_group(self, route: Route, body: bytes | None, parsed: dict[str, Any] | None) -> str | None:
+    def _named_group(self, route: Route, parsed: dict[str, Any] | None) -> str | None:
         """The model group a request names by its path or body (aliases resolved), or None."""
-        name = route.model
-        if name is None and body:
-            if parsed is None:
-                try:
-                    parsed = json.loads(body)
-                except (ValueError, RecursionError):
-                    return None
-            name = parsed.get("model") if isinstance(parsed, dict) else None
+        name = route.model if route.model is not None else (parsed or {}).get("model")
         if not isinstance(name, str) or self._gateway.router.is_content_routed(name):
             return None
         return self._gateway.config.resolve(name)
+
+    def _route_count_tokens(self, body: bytes, parsed: dict[str, Any], caller: Caller) -> bytes:
+        """`auto` on count_tokens (which no LiteLLM hook sees): the model the same messages would go to."""
+        if not self._gateway.router.is_content_routed(parsed.get("model")):
+            return body
+        decision = self._gateway.router.decide(parsed, Shape.MESSAGES, self._gateway.availability_for(caller))
+        return json.dumps({**parsed, "model": decision.model}).encode()
 
     async def _websocket(self, scope: Scope, receive: Any, send: Any) -> None:
         # The realtime routes are LiteLLM's; no team route is a websocket.
@@ -157,6 +173,30 @@ async def _send_error(send: Any, error: ApiError, route: Route) -> None:
     headers = [*error.headers(), (b"content-length", str(len(payload)).encode())]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+def _json_errors(send: Any, route: Route) -> Any:
+    """LiteLLM answers some failures with a plain-text 500 (its error path imports a database module we
+    don't install): the client gets the same status as a JSON error in its API's format."""
+    rewriting = False
+
+    async def wrapped(message: dict[str, Any]) -> None:
+        nonlocal rewriting
+        if message["type"] == "http.response.start" and message["status"] >= 500:
+            content_type = dict(message.get("headers") or []).get(b"content-type", b"")
+            if not content_type.startswith(b"application/json") and not content_type.startswith(b"text/event-stream"):
+                rewriting = True
+                error = ApiError(message["status"], "The gateway failed to handle this request; the cause is in its log.")
+                payload = error.body(route.api)
+                headers = [*error.headers(), (b"content-length", str(len(payload)).encode())]
+                await send({"type": "http.response.start", "status": message["status"], "headers": headers})
+                await send({"type": "http.response.body", "body": payload})
+                return
+        if rewriting:
+            return  # the plain-text body it replaced
+        await send(message)
+
+    return wrapped
 
 
 def _lifespan_send(gateway: Gateway, send: Any) -> Any:

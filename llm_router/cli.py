@@ -128,7 +128,21 @@ def _default_workers() -> int:
 def _check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     print(f"{config.path}: OK ({len(config.groups)} model groups, {len(config.local_specs())} local launch specs)")
+    for note in _section_notes(config):
+        print(f"  note: {note}")
     return 0
+
+
+def _section_notes(config: GatewayConfig) -> list[str]:
+    """What leaving out one of our sections means: none of them is required."""
+    notes = []
+    if config.routing is None:
+        notes.append("no `routing:` section: requests must name a model; `auto` answers 400 (see the README, Routing)")
+    if "llm_router" not in config.raw:
+        notes.append("no `llm_router:` section: defaults apply (state in ./run, logs in ./logs, no team keys, no memory budget)")
+    if not config.settings.keys_file:
+        notes.append("no `llm_router.keys_file`: only the master key (LLM_ROUTER_MASTER_KEY) can call the gateway, or anyone if it is unset")
+    return notes
 
 
 def _keys(args: argparse.Namespace) -> int:

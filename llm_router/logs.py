@@ -1,4 +1,5 @@
-"""Gateway logging: stderr and logs/router.log, with secrets masked on every record."""
+"""Gateway logging: stderr and logs/router.log, with secrets masked on every record, and a traceback
+only where the error is our own code's."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router_config.environment import access_log_enabled
 from router_plugins.redaction import RedactingFilter
@@ -25,6 +28,7 @@ def configure(log_dir: Path, secrets: Callable[[], Iterable[str]]) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(), logging.FileHandler(log_dir / "router.log")]
     for handler in handlers:
         handler.setFormatter(logging.Formatter(_FORMAT))
+        handler.addFilter(_ours_only_traceback)
         handler.addFilter(redacting)
     level = os.environ.get("LLM_ROUTER_LOG_LEVEL", "INFO").upper()
     # uvicorn writes an access line whenever this logger has a handler, whatever its own
@@ -38,6 +42,36 @@ def configure(log_dir: Path, secrets: Callable[[], Iterable[str]]) -> None:
         # LiteLLM's INFO lines are per-request chatter; keep them unless debugging.
         logger.setLevel("WARNING" if name.startswith("LiteLLM") and level != "DEBUG" else level)
     root._llm_router_configured = True  # type: ignore[attr-defined]
+
+
+_OUR_PACKAGES = frozenset({"llm_router", "router_plugins", "launchers", "router_config"})
+_OUR_CODE = tuple(f"{os.sep}{package}{os.sep}" for package in _OUR_PACKAGES)
+
+
+def _ours_only_traceback(record: logging.LogRecord) -> bool:
+    """A failure LiteLLM or uvicorn logs with a traceback (an upstream's error, a client's mistake, one
+    of our hooks saying no) becomes one line naming the exception. A traceback stays only for our own
+    bug: an exception we didn't mean to raise, raised in our code."""
+    if not record.exc_info or record.exc_info[1] is None:
+        return True
+    exc = record.exc_info[1]
+    if not _deliberate(exc) and _raised_in_our_code(exc):
+        return True
+    record.msg = f"{record.getMessage()} ({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''})"
+    record.args, record.exc_info, record.exc_text = None, None, None
+    return True
+
+
+def _deliberate(exc: BaseException) -> bool:
+    module = type(exc).__module__
+    return module.split(".")[0] in _OUR_PACKAGES or isinstance(exc, StarletteHTTPException)
+
+
+def _raised_in_our_code(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and any(p in tb.tb_frame.f_code.co_filename for p in _OUR_CODE)
 
 
 def _detach(logger: logging.Logger) -> None:

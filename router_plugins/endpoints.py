@@ -21,11 +21,13 @@ from router_plugins.access import MASTER, Caller
 from router_plugins.auth import CALLER_STATE
 from router_plugins.errors import Api, ApiError
 from router_plugins.gateway import Gateway
+from router_plugins.openapi import openapi_document
 from router_plugins.redaction import redact
-from router_plugins.routing import NoAllowedGroup
-from router_plugins.validation import parse_chat_body
+from router_plugins.conversation import Shape
+from router_plugins.routes import Operation
+from router_plugins.validation import parse_body, parse_object
 
-PATHS = frozenset({"/health", "/v1/health", "/v1/router/explain", "/v1/router/servers", "/v1/models", "/models"})
+PATHS = frozenset({"/health", "/v1/health", "/v1/router/explain", "/v1/router/servers", "/v1/models", "/models", "/openapi.json"})
 PATH_PREFIXES = ("/v1/router/servers/", "/v1/models/", "/models/")
 
 
@@ -44,19 +46,36 @@ def build_app(gateway: Gateway) -> FastAPI:
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc)
 
+    @app.get("/openapi.json")
+    async def openapi() -> JSONResponse:
+        return JSONResponse(openapi_document(gateway.config.serves_files_and_batches))
+
     @app.get("/v1/models")
     @app.get("/models")
     async def models(request: Request) -> JSONResponse:
+        """The trigger names and the groups that can serve now; the others, with why, under `unavailable`."""
         caller = _caller(request)
-        return JSONResponse({"object": "list", "data": [_model(g) for g in gateway.config.groups if caller.may_use(g)]})
+        listed = [_model(name, "llm-router") for name in gateway.router.trigger_names]
+        unavailable = []
+        for group in gateway.config.groups:
+            if not caller.may_use(group):
+                continue
+            why = gateway.unavailable_reason(group)
+            if why is None:
+                listed.append(_model(group, _owner(gateway, group)))
+            else:
+                unavailable.append({"id": group, "owned_by": _owner(gateway, group), "why": redact(why, gateway.secrets())})
+        return JSONResponse({"object": "list", "data": listed, "unavailable": unavailable})
 
     @app.get("/v1/models/{model_id:path}")
     @app.get("/models/{model_id:path}")
     async def model(model_id: str, request: Request) -> JSONResponse:
+        if model_id in gateway.router.trigger_names:
+            return JSONResponse(_model(model_id, "llm-router"))
         group = gateway.config.resolve(model_id)
         if group not in gateway.config.groups or not _caller(request).may_use(group):
             raise ApiError(404, f"The model '{model_id}' does not exist or this key may not use it.", "model")
-        return JSONResponse(_model(model_id))
+        return JSONResponse(_model(model_id, _owner(gateway, group)))
 
     @app.get("/v1/health")
     @app.get("/health")
@@ -67,12 +86,12 @@ def build_app(gateway: Gateway) -> FastAPI:
 
     @app.post("/v1/router/explain")
     async def explain(request: Request) -> JSONResponse:
-        body = parse_chat_body(await request.body())
-        try:
-            decision = gateway.router.decide(body, gateway.availability_for(_caller(request)))
-        except NoAllowedGroup:
-            raise ApiError(403, "This key may not use any model group that can serve this request.")
-        return JSONResponse(decision.as_json())
+        raw = await request.body()
+        shape = _explained_shape(request.query_params.get("api"), parse_object(raw))
+        body = parse_body(raw, _CHECKED_AS[shape])
+        assert body is not None
+        decision = gateway.router.decide(body, shape, gateway.availability_for(_caller(request)))
+        return JSONResponse({**decision.as_json(), "api": shape.value})
 
     @app.get("/v1/router/servers")
     async def servers() -> JSONResponse:
@@ -97,12 +116,42 @@ def build_app(gateway: Gateway) -> FastAPI:
     return app
 
 
+def _explained_shape(asked: str | None, body: dict[str, Any]) -> Shape:
+    """`?api=chat|responses|messages`, else told apart by the body: `input` is the Responses API's,
+    a top-level `system` or Anthropic content blocks are the Messages API's."""
+    if asked is not None:
+        try:
+            return Shape(asked)
+        except ValueError:
+            raise ApiError(400, f"api must be one of {[s.value for s in Shape]}.", "api") from None
+    if "input" in body or "instructions" in body:
+        return Shape.RESPONSES
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    blocks = [p for m in messages if isinstance(m, dict) and isinstance(m.get("content"), list) for p in m["content"]]
+    if "system" in body or any(isinstance(p, dict) and isinstance(p.get("type"), str) and p["type"] in _ANTHROPIC_BLOCKS for p in blocks):
+        return Shape.MESSAGES
+    return Shape.CHAT
+
+
+_ANTHROPIC_BLOCKS = frozenset({"image", "document", "tool_use", "tool_result"})
+# A Messages body to explain needn't carry max_tokens: it is checked as count_tokens checks it.
+_CHECKED_AS = {Shape.CHAT: Operation.CHAT, Shape.RESPONSES: Operation.RESPONSES, Shape.MESSAGES: Operation.COUNT_TOKENS}
+
+
 def _caller(request: Request) -> Caller:
     return getattr(request.state, CALLER_STATE, None) or MASTER
 
 
-def _model(model_id: str) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": _STARTED, "owned_by": "llm-router"}
+def _model(model_id: str, owner: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": _STARTED, "owned_by": owner}
+
+
+def _owner(gateway: Gateway, group: str) -> str:
+    """The real provider: openai, anthropic..., or `vllm` / `local` for a server the launcher runs."""
+    d = gateway.config.deployments_of(group)[0]
+    if d.launch_spec is not None:
+        return "vllm" if d.launch_spec.engine == "vllm" else "local"
+    return d.provider
 
 
 _STARTED = int(time.time())

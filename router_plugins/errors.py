@@ -21,6 +21,7 @@ _TYPES = {
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",
+    405: "invalid_request_error",
     413: "request_too_large",
     429: "rate_limit_error",
     501: "not_implemented_error",
@@ -29,7 +30,7 @@ _TYPES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: Python sets __traceback__ on an exception as it is raised
 class ApiError(Exception):
     status: int
     message: str

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import litellm
 from fastapi import HTTPException
@@ -34,11 +35,14 @@ from router_plugins.errors import ApiError
 from router_plugins.gateway import Gateway
 from router_plugins.ledger import Attempt, Decision
 from router_plugins.redaction import redact
-from router_plugins.routing import NoAllowedGroup
+from router_plugins.conversation import Shape, offers_tools
+from router_plugins.routing import CANNOT_CALL_TOOLS
 
 log = logging.getLogger("llm_router.hooks")
 
-_ROUTED_CALL_TYPES = frozenset({"completion", "acompletion"})
+_SHAPES = {"completion": Shape.CHAT, "acompletion": Shape.CHAT, "responses": Shape.RESPONSES, "aresponses": Shape.RESPONSES,
+           "anthropic_messages": Shape.MESSAGES}
+_EXPLICIT_ONLY_CALL_TYPES = frozenset({"text_completion", "atext_completion", "embedding", "aembedding"})
 # Upstream failures the router may fall back from; anything else (a 4xx the client caused)
 # keeps its own status and message.
 _BACKEND_FAILURE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -59,15 +63,17 @@ class RouterHooks(CustomLogger):
     # ---- once per request ------------------------------------------------------------------
 
     async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: str) -> dict:
-        if call_type not in _ROUTED_CALL_TYPES:
-            return data
+        shape = _SHAPES.get(call_type)
         gw = self._gateway
+        if shape is None:
+            if call_type in _EXPLICIT_ONLY_CALL_TYPES and gw.router.is_content_routed(data.get("model")):
+                raise HTTPException(400, f"'{data.get('model') or ''}' is routed by content on chat completions, responses and "
+                                         "messages only; name a model here.")
+            return data
         caller = self._auth.caller_of(user_api_key_dict)
         try:
-            decision = gw.router.decide(data, gw.availability_for(caller))
-            gw.access.check_group(caller, gw.config.resolve(decision.model))
-        except NoAllowedGroup:
-            raise HTTPException(403, "This key may not use any model group that can serve this request.")
+            decision = gw.router.decide(data, shape, gw.availability_for(caller))
+            gw.access.check_group(caller, decision.model)
         except ApiError as exc:
             raise HTTPException(exc.status, exc.message)
         data["model"] = decision.model
@@ -88,9 +94,12 @@ class RouterHooks(CustomLogger):
             raise BackendUnavailable(refused)
         if deployment is None:
             return kwargs  # a call that names no deployment of ours (files, batches)
+        if offers_tools(kwargs, Shape.CHAT) and not gw.router.can_call_tools(deployment.group):
+            gw.requests.attempted(request_id, Attempt(deployment.group, CANNOT_CALL_TOOLS, unavailable=True))
+            raise BackendUnavailable(CANNOT_CALL_TOOLS)
         try:
             if deployment.launch_spec is not None:
-                await self._ensure_local(kwargs, deployment, request_id)
+                await self._ensure_local(kwargs, call_type, deployment, request_id)
             else:
                 _check_cloud_key(kwargs, deployment)
         except (ServerUnavailable, BackendUnavailable) as exc:
@@ -99,7 +108,7 @@ class RouterHooks(CustomLogger):
             raise
         return kwargs
 
-    async def _ensure_local(self, kwargs: dict, deployment: Deployment, request_id: str) -> None:
+    async def _ensure_local(self, kwargs: dict, call_type: Any, deployment: Deployment, request_id: str) -> None:
         gw = self._gateway
         assert deployment.launch_spec is not None
         name = deployment.launch_spec.name
@@ -112,6 +121,8 @@ class RouterHooks(CustomLogger):
                 raise ServerUnavailable(name, "cold; starting in the background while a fallback serves this request")
         await server.ensure_ready()
         server.lease(request_id)
+        if deployment.launch_spec.system_prompt:
+            _give_system_prompt(kwargs, call_type, deployment.launch_spec.system_prompt)
 
     # ---- attempt and request outcomes ------------------------------------------------------
 
@@ -162,7 +173,7 @@ class RouterHooks(CustomLogger):
         decision = self._gateway.requests.decision(_request_id(data))
         if decision is None:
             return None
-        return {"x-llm-router-model": decision.model, "x-llm-router-reason": decision.reason}
+        return {"x-llm-router-model": _header_value(decision.model), "x-llm-router-reason": decision.reason}
 
 
 def _litellm_key(kwargs: dict) -> UserAPIKeyAuth | None:
@@ -175,6 +186,29 @@ def _litellm_key(kwargs: dict) -> UserAPIKeyAuth | None:
         if isinstance(key, UserAPIKeyAuth):
             return key
     return None
+
+
+def _give_system_prompt(kwargs: dict, call_type: Any, prompt: str) -> None:
+    """The launch spec's system prompt, for a request that brings none, in the shape of its call."""
+    shape = _SHAPES.get(str(getattr(call_type, "value", call_type)))
+    if shape is Shape.RESPONSES:
+        if not kwargs.get("instructions"):
+            kwargs["instructions"] = prompt
+    elif shape is Shape.MESSAGES:
+        if not kwargs.get("system"):
+            kwargs["system"] = prompt
+    elif shape is Shape.CHAT:
+        messages = kwargs.get("messages")
+        if isinstance(messages, list) and not any(isinstance(m, dict) and m.get("role") in ("system", "developer") for m in messages):
+            kwargs["messages"] = [{"role": "system", "content": prompt}, *messages]
+
+
+def _header_value(text: str) -> str:
+    """A name the client sent, safe in a header: anything but printable ASCII percent-encoded."""
+    return quote(text, safe=_PRINTABLE)
+
+
+_PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
 def _check_cloud_key(kwargs: dict, deployment: Deployment) -> None:

@@ -1,10 +1,13 @@
-"""Which routes a team key may reach, and what each of them is.
+"""Which routes llm-router serves, who may reach each, and what each of them is.
 
-Deny by default: a path is an inference route or a team route only if it fully matches one of
-the templates below; every other path, LiteLLM's management, config, debug and UI routes and
-whatever a LiteLLM upgrade adds, needs the master key. Ids match `[^/]+` even where LiteLLM's
-own template takes a whole sub-path, so a template here never matches a path that LiteLLM
-would hand to a route not listed.
+Deny by default, twice. A path is an inference, team or public route only if it fully matches
+one of the templates below; of LiteLLM's other routes only a few read-only admin ones are served
+(to the master key). Everything else LiteLLM mounts is not served at all: its management routes
+need its database, its provider pass-through and provider-default routes (images, audio, evals,
+videos, vector stores, realtime, `/openai/...`, `/anthropic/...`) reach hosts the config doesn't
+name, and whatever a LiteLLM upgrade adds stays off until it is listed here. Ids match `[^/]+`
+even where LiteLLM's own template takes a whole sub-path, so a template here never matches a path
+that LiteLLM would hand to a route not listed.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ class Access(str, enum.Enum):
     """Any valid key, within its models and its rpm."""
     ADMIN = "admin"
     """The master key only."""
+    NOT_SERVED = "not served"
+    """Nobody: 501 for the master key (a team key still gets 403, no key 401)."""
+    WRONG_METHOD = "wrong method"
+    """A path we serve, asked with a method we don't: 405."""
 
 
 class Operation(str, enum.Enum):
@@ -37,13 +44,14 @@ class Operation(str, enum.Enum):
     MESSAGES = "messages"
     COUNT_TOKENS = "count_tokens"
     BATCHES = "batches"
+    BATCH_BY_ID = "batch_by_id"
     FILES = "files"
     OTHER = "other"
 
     @property
     def can_reach_any_model(self) -> bool:
         """A batch file, and a file for one, can name any model: the gateway can't check which."""
-        return self in (Operation.BATCHES, Operation.FILES)
+        return self in (Operation.BATCHES, Operation.BATCH_BY_ID, Operation.FILES)
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,8 @@ class Route:
     api: Api
     model: str | None = None
     """The model named in the path (`/engines/{model}/...`, `/openai/deployments/{model}/...`)."""
+    allowed: tuple[str, ...] = ()
+    """For WRONG_METHOD: the methods the path takes."""
 
 
 _ID = r"[^/]+"
@@ -72,8 +82,8 @@ _TEMPLATES: tuple[tuple[str, str, Access, Operation], ...] = (
     ("POST", r"/v1/messages", Access.INFERENCE, Operation.MESSAGES),
     ("POST", r"/v1/messages/count_tokens", Access.INFERENCE, Operation.COUNT_TOKENS),
     ("GET|POST", r"(/v1)?/batches", Access.INFERENCE, Operation.BATCHES),
-    ("GET", rf"(/v1)?/batches/{_ID}", Access.INFERENCE, Operation.BATCHES),
-    ("POST", rf"(/v1)?/batches/{_ID}/cancel", Access.INFERENCE, Operation.BATCHES),
+    ("GET", rf"(/v1)?/batches/{_ID}", Access.INFERENCE, Operation.BATCH_BY_ID),
+    ("POST", rf"(/v1)?/batches/{_ID}/cancel", Access.INFERENCE, Operation.BATCH_BY_ID),
     ("GET|POST", r"(/v1)?/files", Access.INFERENCE, Operation.FILES),
     ("GET|DELETE", rf"(/v1)?/files/{_ID}", Access.INFERENCE, Operation.FILES),
     ("GET", rf"(/v1)?/files/{_ID}/content", Access.INFERENCE, Operation.FILES),
@@ -81,6 +91,9 @@ _TEMPLATES: tuple[tuple[str, str, Access, Operation], ...] = (
     ("GET", r"(/v1)?/health", Access.TEAM, Operation.OTHER),
     ("POST", r"/v1/router/explain", Access.TEAM, Operation.OTHER),
     ("GET|HEAD|OPTIONS", r"/health/(liveliness|liveness|readiness)", Access.PUBLIC, Operation.OTHER),
+    ("GET", r"(/v1)?/model/info|/model_group/info|/routes|/openapi\.json|/active/callbacks|/get/config/callbacks"
+            r"|/debug/asyncio-tasks|/utils/supported_openai_params|/metrics|/v1/router/servers", Access.ADMIN, Operation.OTHER),
+    ("POST", r"/utils/token_counter|/utils/transform_request|/v1/router/servers/[^/]+/[^/]+", Access.ADMIN, Operation.OTHER),
 )
 
 _COMPILED = tuple(
@@ -98,8 +111,13 @@ def api_of(path: str) -> Api:
 def classify(method: str, path: str) -> Route:
     path = path.rstrip("/") or "/"
     api = api_of(path)
+    allowed: set[str] = set()
     for methods, pattern, access, operation in _COMPILED:
         match = pattern.match(path)
         if match and method in methods:
             return Route(access, operation, api, match.groupdict().get("model"))
-    return Route(Access.ADMIN, Operation.OTHER, api)
+        if match:
+            allowed |= methods
+    if allowed and method != "WEBSOCKET":
+        return Route(Access.WRONG_METHOD, Operation.OTHER, api, allowed=tuple(sorted(allowed)))
+    return Route(Access.NOT_SERVED, Operation.OTHER, api)

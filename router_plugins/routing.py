@@ -1,22 +1,26 @@
-"""Content-aware routing: which model group a chat request goes to, and why.
+"""Content-aware routing: which model group a request goes to, and why, on all three APIs.
 
 The decision never decodes or fetches an image and never calls a backend, and its cost is
 bounded whatever the prompt size: the complexity scorer and the exact token count only run on
 prompts up to `complexity.max_chars`; anything longer is complex by the length rule alone and
-its token count is estimated from its UTF-8 size.
+its token count is estimated from its UTF-8 size. A request that offers tools goes only to a
+group that can call them; an explicit name is never rerouted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import litellm
 from litellm.router_strategy.complexity_router.complexity_router import ComplexityRouter
 
-from router_config.gateway_config import GatewayConfig
+from router_config.gateway_config import TRIGGER_DEFAULT, GatewayConfig
 from router_plugins.access import FORBIDDEN
+from router_plugins.capabilities import group_capabilities
+from router_plugins.conversation import Conversation, Shape, offers_tools, read
+from router_plugins.errors import ApiError
 
 Reason = Literal["explicit", "vision", "context", "complex", "default"]
 
@@ -24,7 +28,7 @@ Reason = Literal["explicit", "vision", "context", "complex", "default"]
 # text averages about four bytes a token: good enough to tell "too long for the window" apart
 # from "long" on prompts where an exact count would cost more than the request is worth.
 _BYTES_PER_TOKEN_ESTIMATE = 4
-_IMAGE_PART_TYPES = frozenset({"image_url", "input_image", "image"})
+CANNOT_CALL_TOOLS = "can't call tools"
 
 Availability = Callable[[str], str | None]
 """Returns None when a model group can serve here, else why not."""
@@ -64,42 +68,66 @@ class RoutingDecision:
         }
 
 
-class NoAllowedGroup(Exception):
-    """Every group the rules would pick is forbidden for this key."""
-
-
 class ContentRouter:
     def __init__(self, config: GatewayConfig):
         self._config = config
         self._rules = config.routing
+        self._capabilities = group_capabilities(config)
+        self._triggers = frozenset(config.routing.trigger_models if config.routing else TRIGGER_DEFAULT)
         # Reuse LiteLLM's own local complexity scorer; it needs no router for classify().
         self._scorer = ComplexityRouter(model_name="llm-router-scorer", litellm_router_instance=None)  # type: ignore[arg-type]
 
-    def is_content_routed(self, model: Any) -> bool:
-        return model is None or model == "" or model in self._rules.trigger_models
+    @property
+    def trigger_names(self) -> tuple[str, ...]:
+        """The names `auto` routing answers to; none when routing isn't configured."""
+        return tuple(self._rules.trigger_models) if self._rules else ()
 
-    def decide(self, body: dict[str, Any], availability: Availability) -> RoutingDecision:
+    def is_content_routed(self, model: Any) -> bool:
+        return model is None or model == "" or (isinstance(model, str) and model in self._triggers)
+
+    def can_call_tools(self, group: str) -> bool:
+        caps = self._capabilities.get(group)
+        return caps is None or caps.tools  # a name we don't know is LiteLLM's to refuse
+
+    def decide(self, body: dict[str, Any], shape: Shape, availability: Availability) -> RoutingDecision:
+        """Raise a 4xx ApiError when no group may take the request."""
         requested = body.get("model")
         if not self.is_content_routed(requested):
             group = self._config.resolve(str(requested))
-            return RoutingDecision(str(requested), "explicit", None, self._config.fallback_chain(group))
-        signals = self.signals(body.get("messages"))
+            if offers_tools(body, shape) and not self.can_call_tools(group):
+                raise ApiError(400, f"Model '{requested}' can't call tools; drop `tools` or use a model that can "
+                                    f"({', '.join(g for g in self._config.groups if self._capabilities[g].tools) or 'none configured'}).", "tools")
+            return RoutingDecision(group, "explicit", None, self._config.fallback_chain(group))
+        if self._rules is None:
+            raise ApiError(400, f"Content routing isn't configured, so '{requested or ''}' names no model: add a `routing:` "
+                                f"section to the config (see the README) or name a model ({', '.join(self._config.groups)}).", "model")
+        conversation = read(body, shape)
+        signals = self.signals(conversation)
         reason = self._reason(signals, availability)
-        group, skipped = self._pick(reason, availability)
+        group, skipped = self._pick(reason, self._for_request(conversation, availability))
         return RoutingDecision(group, reason, signals, self._config.fallback_chain(group), skipped)
 
-    def signals(self, messages: Any) -> Signals:
-        texts, images = _scan(messages)
-        chars = sum(len(t) for t in texts)
-        rules = self._rules.complexity
-        if chars > rules.max_chars:
-            size = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
-            return Signals(chars, size // _BYTES_PER_TOKEN_ESTIMATE, True, images, None, None)
-        tokens = litellm.token_counter(model=self._count_model(), messages=_text_only(messages)) if chars else 0
-        tier, score, _ = self._scorer.classify(_last_user_text(messages))
-        return Signals(chars, tokens, False, images, str(tier.value), round(float(score), 4))
+    def signals(self, conversation: Conversation) -> Signals:
+        assert self._rules is not None
+        chars = conversation.chars
+        if chars > self._rules.complexity.max_chars:
+            return Signals(chars, conversation.utf8_size() // _BYTES_PER_TOKEN_ESTIMATE, True, conversation.images, None, None)
+        turns = [{"role": role, "content": text} for role, text in conversation.turns]
+        tokens = litellm.token_counter(model=self._count_model(), messages=turns) if chars else 0
+        tier, score, _ = self._scorer.classify(conversation.last_user_text)
+        return Signals(chars, tokens, False, conversation.images, str(tier.value), round(float(score), 4))
+
+    def _for_request(self, conversation: Conversation, availability: Availability) -> Availability:
+        if not conversation.wants_tools:
+            return availability
+
+        def available(group: str) -> str | None:
+            return availability(group) or (None if self.can_call_tools(group) else CANNOT_CALL_TOOLS)
+
+        return available
 
     def _reason(self, s: Signals, availability: Availability) -> Reason:
+        assert self._rules is not None
         if s.images:
             return "vision"
         # The window that matters is the one of the default group that would actually serve.
@@ -112,73 +140,33 @@ class ContentRouter:
         return "default"
 
     def _pick(self, reason: Reason, availability: Availability) -> tuple[str, tuple[SkippedGroup, ...]]:
-        preferences = self._preferences(reason)
         skipped = []
-        for group in preferences:
+        for group in self._preferences(reason):
             why = availability(group)
             if why is None:
                 return group, tuple(skipped)
             skipped.append(SkippedGroup(group, why))
         if all(s.why == FORBIDDEN for s in skipped):
-            raise NoAllowedGroup(reason)
+            raise ApiError(403, "This key may not use any model group that can serve this request.")
+        if all(s.why in (FORBIDDEN, CANNOT_CALL_TOOLS) for s in skipped):
+            raise ApiError(400, "This request offers tools, and no model group this key may use can call them.", "tools")
         # Nothing can serve: send it to the first allowed preference so the client gets that
         # backend's clear error (and its fallbacks are still tried) rather than a guess.
-        first = next(s.group for s in skipped if s.why != FORBIDDEN)
+        first = next(s.group for s in skipped if s.why not in (FORBIDDEN, CANNOT_CALL_TOOLS))
         return first, tuple(skipped)
 
     def _preferences(self, reason: Reason) -> tuple[str, ...]:
         """The reason's own groups first, then the other text groups (vision-capable ones for images)."""
         rules = self._rules
+        assert rules is not None
         own = {"vision": rules.vision, "context": rules.complex, "complex": rules.complex, "default": rules.default}[reason]
         others = (*rules.default, *rules.complex) if reason != "default" else rules.complex
         if reason == "vision":
-            others = tuple(g for g in others if self._config.supports_vision(g))
+            others = tuple(g for g in others if self._capabilities[g].vision)
         return tuple(dict.fromkeys((*own, *others)))
 
     def _count_model(self) -> str:
+        assert self._rules is not None
         deployments = self._config.deployments_of(self._rules.default[0])
         return deployments[0].litellm_model if deployments else "gpt-4o"
 
-
-
-def _parts(content: Any) -> Iterable[Any]:
-    if isinstance(content, list):
-        return content
-    return ()
-
-
-def _scan(messages: Any) -> tuple[list[str], int]:
-    texts: list[str] = []
-    images = 0
-    if not isinstance(messages, list):
-        return texts, images
-    for message in messages:
-        if not isinstance(message, dict):
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(content)
-        for part in _parts(content):
-            if not isinstance(part, dict):
-                continue
-            if part.get("type") in _IMAGE_PART_TYPES:
-                images += 1
-            elif isinstance(part.get("text"), str):
-                texts.append(part["text"])
-    return texts, images
-
-
-def _text_only(messages: Any) -> list[dict[str, str]]:
-    out = []
-    for message in messages if isinstance(messages, list) else ():
-        if isinstance(message, dict):
-            texts, _ = _scan([message])
-            out.append({"role": str(message.get("role", "user")), "content": "".join(texts)})
-    return out
-
-
-def _last_user_text(messages: Any) -> str:
-    for message in reversed(messages if isinstance(messages, list) else ()):
-        if isinstance(message, dict) and message.get("role") == "user":
-            return "".join(_scan([message])[0])
-    return ""

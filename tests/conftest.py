@@ -45,6 +45,14 @@ def _has_marker(proc) -> bool:
         return False
 
 
+@pytest.fixture(scope="session")
+def vllm_cpu() -> Path:
+    """vLLM's CPU build, prepared by llm-router's own recipe (cached under ~/.cache/llm-router)."""
+    from launchers import provision
+
+    return provision.prepare_vllm_cpu("llm-router prepare")
+
+
 @pytest.fixture(scope="module")
 def cloud():
     """A fake OpenAI + Anthropic upstream for the test module."""

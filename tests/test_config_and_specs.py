@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -33,8 +34,11 @@ def test_shipped_text_spec_becomes_the_original_vllm_command_line():
         "--host", "127.0.0.1", "--port", "8001", "--served-model-name", "Qwen3-14B-unsloth-bnb-4bit",
         "--max-model-len", "27648", "--gpu-memory-utilization", "0.75",
         "--quantization", "bitsandbytes", "--load-format", "bitsandbytes", "--max-num-seqs", "1",
-        "--enforce-eager", "--reasoning-parser", "qwen3",
+        "--enforce-eager", "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
+        "--override-generation-config", '{"temperature":0.6,"top_p":0.95,"top_k":20,"repetition_penalty":1.1,"max_new_tokens":4096}',
+        "--reasoning-parser", "qwen3",
     ]
+    assert spec.system_prompt
     env = spec.environment()
     assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_HOST_IP"] == "127.0.0.1"
     assert env["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
@@ -137,3 +141,32 @@ def test_the_shipped_fallback_chains_reach_claude_then_openai():
     assert config.fallback_chain("qwen2.5-vl-7b") == ("gpt-4o", "claude-sonnet")
     assert config.resolve("claude-3-5-sonnet-20241022") == "claude-sonnet"
     assert {config.resolve(n) for n in ("gpt-4", "gpt-4-turbo", "gpt-3.5-turbo")} <= {"gpt-4o", "gpt-4o-mini"}
+
+
+def test_check_accepts_a_plain_litellm_config_and_says_what_its_missing_sections_mean(tmp_path):
+    (tmp_path / "litellm_config.yaml").write_text("model_list:\n  - {model_name: gpt-4o, litellm_params: {model: openai/gpt-4o}}\n")
+    done = _check(tmp_path / "litellm_config.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "no `routing:` section: requests must name a model" in done.stdout
+    assert "no `llm_router:` section: defaults apply" in done.stdout
+
+
+def test_a_custom_auth_of_the_admins_own_is_refused_at_check(tmp_path):
+    (tmp_path / "litellm_config.yaml").write_text("model_list:\n  - {model_name: m, litellm_params: {model: openai/gpt-4o}}\n"
+                                                   "general_settings: {custom_auth: mine.auth}\n")
+    with pytest.raises(ConfigError) as failed:
+        load_config(tmp_path / "litellm_config.yaml")
+    assert failed.value.problems[0].key == "general_settings.custom_auth"
+
+
+def test_litellm_gets_our_plugins_once_and_every_alias_we_resolve(tmp_path):
+    from router_config.litellm_settings import HOOKS, litellm_config
+
+    config = load_config(REPO / "litellm_config.yaml")
+    raw = {**config.raw, "litellm_settings": {"callbacks": ["router_plugins.hooks.router_hooks", "prometheus"]}}
+    derived = litellm_config(dataclasses.replace(config, raw=raw))
+    assert derived["litellm_settings"]["callbacks"] == [HOOKS, "prometheus"]
+    assert derived["general_settings"]["custom_auth"] == "llm_router.app.custom_auth"
+    aliases = derived["router_settings"]["model_group_alias"]
+    assert aliases["Qwen3-14B-unsloth-bnb-4bit"] == "qwen3-14b" and aliases["gpt-4"] == "gpt-4o"
+    assert "routing" not in derived and all(entry["model_info"]["id"] for entry in derived["model_list"])

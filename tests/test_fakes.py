@@ -289,11 +289,11 @@ def test_model_server_answers_chat_in_openai_format(spawn: Spawn) -> None:
     _, url = spawn()
     wait_healthy(url)
 
-    assert chat(url).json()["choices"][0]["message"]["content"] == "local:local-tiny says: hello there"
+    assert chat(url).json()["choices"][0]["message"]["content"] == "local:local-tiny says: hello there [system: be brief]"
     with httpx.stream("POST", f"{url}/v1/chat/completions", json={"model": "local-tiny", "messages": USER_MESSAGES, "stream": True}) as response:
         data = sse_data(response.iter_lines())
     assert data[-1] == "[DONE]"
-    assert "".join(json.loads(d)["choices"][0]["delta"].get("content", "") for d in data[:-1]) == "local:local-tiny says: hello there"
+    assert "".join(json.loads(d)["choices"][0]["delta"].get("content", "") for d in data[:-1]) == "local:local-tiny says: hello there [system: be brief]"
     completion = httpx.post(f"{url}/v1/completions", json={"model": "local-tiny", "prompt": "ping", "max_tokens": 1}).json()
     assert completion["object"] == "text_completion" and completion["choices"][0]["text"]
 

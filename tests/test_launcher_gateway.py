@@ -10,7 +10,6 @@ import sys
 import time
 
 import httpx
-import pytest
 
 from launchers.server import RuntimePaths
 from tests.support.configs import core_config

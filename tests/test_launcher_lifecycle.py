@@ -77,7 +77,7 @@ def test_a_start_past_its_timeout_kills_the_process_group(tmp_path):
 
 
 def test_a_missing_executable_is_reported_before_anything_is_spawned(tmp_path):
-    launcher = make_launcher(tmp_path, {"a": {}})
+    make_launcher(tmp_path, {"a": {}})
     spec_path = tmp_path / "models" / "a.yaml"
     spec_path.write_text(spec_path.read_text().replace(sys.executable, "/nonexistent/python"))
     from router_config.spec import load_spec

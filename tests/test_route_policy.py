@@ -1,4 +1,5 @@
-"""Team keys on every route LiteLLM mounts: deny by default, the master key for everything else.
+"""Every route LiteLLM mounts: team keys deny by default, the master key for the rest, and a route
+llm-router doesn't serve answers 501 even to the master key.
 
 The routes come from the installed LiteLLM's own route table at test time (tests/support/
 litellm_routes.py), so a route that a LiteLLM upgrade adds is covered the day it appears. What a
@@ -44,6 +45,12 @@ TEAM_ROUTES: frozenset[tuple[str, str]] = frozenset(
     + [("GET", f"{v}/models") for v in _V1] + [("GET", f"{v}/models/{{model_id}}") for v in _V1]
     + [("GET", "/v1/health"), ("GET", "/health"), ("POST", "/v1/router/explain")]
 )
+# LiteLLM's read-only admin routes that work without its database; everything else isn't served.
+ADMIN_ROUTES = frozenset(
+    [("GET", path) for path in ("/model/info", "/v1/model/info", "/model_group/info", "/routes", "/openapi.json",
+                                "/active/callbacks", "/get/config/callbacks", "/debug/asyncio-tasks", "/utils/supported_openai_params")]
+    + [("POST", "/utils/token_counter"), ("POST", "/utils/transform_request")]
+)
 PUBLIC_ROUTES = frozenset((method, f"/health/{probe}") for probe in ("liveliness", "liveness", "readiness") for method in ("GET", "OPTIONS"))
 
 
@@ -82,7 +89,7 @@ def _send(gw: Gateway, method: str, route: MountedRoute, key: str | None) -> htt
     # Only a refusal's body is read: it is a small JSON body, and some of LiteLLM's GET routes
     # stream without end.
     with _CLIENT.stream(method, gw.url + route.sample_path(), json=body, headers=headers) as response:
-        content = response.read() if response.status_code in (401, 403) else b""
+        content = response.read() if response.status_code in (401, 403, 501) else b""
     return httpx.Response(response.status_code, headers=response.headers, content=content)
 
 
@@ -161,13 +168,19 @@ def test_a_team_key_reaches_every_inference_and_team_route(setup):
     assert {t for _, t in TEAM_ROUTES} <= {r.template for r in ROUTES} | {"/v1/health", "/health", "/v1/router/explain"}
 
 
-def test_the_master_key_is_refused_nowhere(setup):
-    gw, _, _ = setup
-    refused = []
+def test_the_master_key_reaches_every_route_llm_router_serves_and_the_rest_answer_501(setup):
+    gw, _, cloud = setup
+    before = len(cloud.requests)
+    wrong = []
     for method, route in REQUESTS:
-        if method != "GET":
-            continue  # POSTs to LiteLLM's management routes would change the gateway under test
         response = _send(gw, method, route, MASTER)
-        if response.status_code in (401, 403) and any(r in response.text for r in OUR_REFUSALS):
-            refused.append(f"{method} {route.template}")
-    assert not refused, refused
+        # This config's OpenAI deployments all name their api_base, so files and batches, which LiteLLM
+        # sends to OpenAI's default base URL, aren't served either.
+        files = "/files" in route.template or "/batches" in route.template
+        served = (method, route.template) in TEAM_ROUTES | PUBLIC_ROUTES | ADMIN_ROUTES and not files
+        refused = (response.status_code == 501 and ("doesn't serve" in response.text or "Files and batches" in response.text)
+                   or response.status_code == 405)  # a method we don't take on a path we serve
+        if refused == served or (response.status_code >= 500 and not refused) or response.status_code in (401, 403):
+            wrong.append(f"{method} {route.template}: {response.status_code} {response.text[:80]}")
+    assert not wrong, f"{len(wrong)} routes: {wrong[:30]}"
+    assert len(cloud.requests) == before  # empty bodies: every inference request was refused at the door

@@ -9,8 +9,9 @@ import pytest
 from router_config.gateway_config import load_config
 from router_plugins.gateway import Gateway
 from router_plugins.access import MASTER, Caller, Role
+from router_plugins.conversation import Shape
 from router_plugins.keys import TeamKey
-from router_plugins.routing import NoAllowedGroup
+from router_plugins.errors import ApiError
 from tests.support.configs import core_config
 
 
@@ -23,7 +24,7 @@ def gateway(tmp_path, monkeypatch):
 
 def _decide(gw, content, model="auto", key=None):
     caller = Caller(Role.TEAM, key) if key else MASTER
-    return gw.router.decide({"model": model, "messages": [{"role": "user", "content": content}]}, gw.availability_for(caller))
+    return gw.router.decide({"model": model, "messages": [{"role": "user", "content": content}]}, Shape.CHAT, gw.availability_for(caller))
 
 
 def _image(size: int) -> list[dict]:
@@ -107,7 +108,7 @@ def test_a_key_only_reaches_allowed_groups_through_auto(gateway):
 
 def test_a_key_allowed_nothing_routable_is_refused(gateway):
     key = TeamKey(name="k", team="t", sha256="0" * 64, models=("flaky-500",))
-    with pytest.raises(NoAllowedGroup):
+    with pytest.raises(ApiError, match="may not use any model group"):
         _decide(gateway, "hi", key=key)
 
 
@@ -119,5 +120,5 @@ def test_when_nothing_can_serve_the_first_preference_is_chosen_to_report_its_err
 
 
 def test_malformed_messages_do_not_break_the_decision(gateway):
-    d = gateway.router.decide({"model": "auto", "messages": [None, {"content": [{"type": "text"}, "junk"]}]}, gateway.availability_for(MASTER))
+    d = gateway.router.decide({"model": "auto", "messages": [None, {"content": [{"type": "text"}, "junk"]}]}, Shape.CHAT, gateway.availability_for(MASTER))
     assert d.reason == "default"

@@ -32,6 +32,7 @@ def _config(tmp, cloud_url: str):
           - {{model_name: gpt-4o-mini, litellm_params: {{model: openai/gpt-4o-mini, api_base: "{cloud_url}/v1", api_key: os.environ/OPENAI_API_KEY}}}}
           - {{model_name: claude-sonnet, litellm_params: {{model: anthropic/claude-sonnet-4-5, api_base: "{cloud_url}", api_key: os.environ/ANTHROPIC_API_KEY}}}}
           - {{model_name: claude-haiku, litellm_params: {{model: anthropic/claude-haiku-4-5, api_base: "{cloud_url}", api_key: os.environ/ANTHROPIC_API_KEY}}}}
+          - {{model_name: gpt-4o-default-base, litellm_params: {{model: openai/gpt-4o, api_key: os.environ/OPENAI_API_KEY}}}}
           - {{model_name: flaky, litellm_params: {{model: openai/fake-status-500, api_base: "{cloud_url}/v1", api_key: os.environ/OPENAI_API_KEY}}}}
         router_settings:
           num_retries: 0
@@ -58,7 +59,9 @@ def setup(tmp_path_factory):
         keys = {"narrow": _add_key(config, "narrow", "--models", "gpt-4o,claude-sonnet,flaky"),
                 "counted": _add_key(config, "counted", "--rpm", "4"),
                 "wide": _add_key(config, "wide")}
-        env = {"LLM_ROUTER_MASTER_KEY": MASTER, "OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY}
+        # gpt-4o-default-base uses OpenAI's default base URL, here the fake's: so files and batches are served.
+        env = {"LLM_ROUTER_MASTER_KEY": MASTER, "OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
+               "OPENAI_BASE_URL": f"{cloud.url}/v1"}
         with Gateway(config, env) as gw:
             yield gw, keys, cloud
 
@@ -158,7 +161,7 @@ def test_files_and_batches_need_a_key_allowed_every_model(setup, path):
     gw, keys, cloud = setup
     before = len(cloud.requests)
     narrow = httpx.get(gw.url + path, headers={"authorization": f"Bearer {keys['narrow']}"}, timeout=30)
-    assert narrow.status_code == 403 and "can reach any model" in narrow.json()["error"]["message"]
+    assert narrow.status_code == 403 and "can name any model" in narrow.json()["error"]["message"]
     wide = httpx.get(gw.url + path, headers={"authorization": f"Bearer {keys['wide']}"}, timeout=30)
     assert wide.status_code not in (401, 403), wide.text
     assert len(cloud.requests) == before

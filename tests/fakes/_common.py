@@ -1,16 +1,12 @@
-"""HTTP plumbing and OpenAI wire-format helpers shared by the fake servers.
+"""Wire-format helpers (OpenAI chat, completions, embeddings, Responses) shared by the fake servers.
 
 Standard library only, so that the fakes start in a few tens of milliseconds.
 """
 
 from __future__ import annotations
 
-import json
-import socket
-import sys
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 JSON = dict[str, Any]
@@ -161,7 +157,7 @@ def responses_input_text(value: Any) -> str:
     return ""
 
 
-def _response_object(response_id: str, model: str, status: str, output: list[JSON], input_tokens: int, output_tokens: int) -> JSON:
+def response_object(response_id: str, model: str, status: str, output: list[JSON], input_tokens: int, output_tokens: int) -> JSON:
     return {
         "id": response_id, "object": "response", "created_at": int(time.time()), "status": status, "model": model,
         "output": output, "error": None, "incomplete_details": None, "instructions": None, "metadata": {},
@@ -178,7 +174,7 @@ def _message_item(item_id: str, text: str, status: str) -> JSON:
 
 
 def openai_response(model: str, text: str, input_tokens: int) -> JSON:
-    return _response_object(new_id("resp_"), model, "completed", [_message_item(new_id("msg_"), text, "completed")],
+    return response_object(new_id("resp_"), model, "completed", [_message_item(new_id("msg_"), text, "completed")],
                             input_tokens, count_tokens(text))
 
 
@@ -188,8 +184,8 @@ def openai_response_events(model: str, text: str, input_tokens: int) -> list[tup
     part = {"type": "output_text", "text": "", "annotations": []}
     where = {"item_id": item_id, "output_index": 0, "content_index": 0}
     events: list[tuple[str, JSON]] = [
-        ("response.created", {"response": _response_object(response_id, model, "in_progress", [], input_tokens, 0)}),
-        ("response.in_progress", {"response": _response_object(response_id, model, "in_progress", [], input_tokens, 0)}),
+        ("response.created", {"response": response_object(response_id, model, "in_progress", [], input_tokens, 0)}),
+        ("response.in_progress", {"response": response_object(response_id, model, "in_progress", [], input_tokens, 0)}),
         ("response.output_item.added", {"output_index": 0, "item": _message_item(item_id, "", "in_progress")}),
         ("response.content_part.added", {**where, "part": part}),
     ]
@@ -199,7 +195,7 @@ def openai_response_events(model: str, text: str, input_tokens: int) -> list[tup
         ("response.output_text.done", {**where, "text": text}),
         ("response.content_part.done", {**where, "part": {**part, "text": text}}),
         ("response.output_item.done", {"output_index": 0, "item": done}),
-        ("response.completed", {"response": _response_object(response_id, model, "completed", [done], input_tokens, count_tokens(text))}),
+        ("response.completed", {"response": response_object(response_id, model, "completed", [done], input_tokens, count_tokens(text))}),
     ]
     return [(name, {"type": name, "sequence_number": n, **data}) for n, (name, data) in enumerate(events)]
 
@@ -233,141 +229,3 @@ def openai_error(status: int, message: str | None = None) -> JSON:
             "code": code,
         }
     }
-
-
-# ---------------------------------------------------------------------- HTTP plumbing
-
-
-class FakeHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    # The default backlog of 5 drops SYNs under bursts of concurrent clients, which costs a 1 s retransmit.
-    request_queue_size = 256
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients hanging up mid-response are routine here (timeouts, cancelled streams).
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-
-class FakeHandler(BaseHTTPRequestHandler):
-    """Request handler with JSON, SSE (chunked) and abrupt-close helpers."""
-
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two sends; with Nagle on, a keep-alive client's delayed ACK
-    # would add ~40 ms to every reused connection, which no real upstream charges.
-    disable_nagle_algorithm = True
-    server_version = "fake-llm"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    @property
-    def route(self) -> str:
-        return self.path.split("?", 1)[0].rstrip("/") or "/"
-
-    def read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            data = bytearray()
-            while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # skip trailers
-                    return bytes(data)
-                data += self.rfile.read(size)
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def read_json(self) -> JSON | None:
-        """The request body as a JSON object, or None if it isn't one."""
-        try:
-            body = json.loads(self.read_body() or b"null")
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return body if isinstance(body, dict) else None
-
-    def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def send_empty(self, status: int = 200) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def start_stream(self, headers: dict[str, str] | None = None) -> None:
-        # Chunked encoding (not read-until-EOF) so that an abrupt close is a protocol
-        # error for the client instead of looking like a normal end of body.
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("Connection", "close")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.close_connection = True
-        self.wfile.flush()
-
-    def send_chunk(self, data: bytes) -> None:
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        self.wfile.flush()
-
-    def send_sse(self, data: JSON | str, event: str | None = None) -> None:
-        text = data if isinstance(data, str) else json.dumps(data)
-        prefix = f"event: {event}\n" if event else ""
-        self.send_chunk(f"{prefix}data: {text}\n\n".encode())
-
-    def end_stream(self) -> None:
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
-
-    def abort(self) -> None:
-        """Drop the connection without finishing the response."""
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def send_openai_response(self, model: str, content: str, body: JSON) -> None:
-        """Answer a Responses API request, streaming if the body asks for it."""
-        prompt = count_tokens(responses_input_text(body.get("input")))
-        if not body.get("stream"):
-            self.send_json(200, openai_response(model, content, prompt), {"x-request-id": new_id("req_")})
-            return
-        self.start_stream({"x-request-id": new_id("req_")})
-        for name, event in openai_response_events(model, content, prompt):
-            self.send_sse(event, event=name)
-        self.end_stream()
-
-    def send_openai_chat(self, model: str, content: str, body: JSON, *, break_after_first: bool = False) -> None:
-        """Answer an OpenAI chat request, streaming if the body asks for it."""
-        prompt = prompt_tokens(body.get("messages"))
-        headers = {"x-request-id": new_id("req_")}
-        if not body.get("stream"):
-            self.send_json(200, openai_chat_completion(model, content, prompt), headers)
-            return
-        options = body.get("stream_options")
-        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        chunks = openai_chat_chunks(model, content, prompt, include_usage)
-        self.start_stream(headers)
-        if break_after_first:
-            for chunk in chunks[:2]:  # role chunk + one content chunk
-                self.send_sse(chunk)
-            self.abort()
-            return
-        for chunk in chunks:
-            self.send_sse(chunk)
-        self.send_sse("[DONE]")
-        self.end_stream()

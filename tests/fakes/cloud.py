@@ -25,8 +25,11 @@ from typing import Any, Literal
 
 try:
     from . import _common as wire
+    from . import handler, tools
 except ImportError:  # run as a script
     import _common as wire  # type: ignore[no-redef]
+    import handler  # type: ignore[no-redef]
+    import tools  # type: ignore[no-redef]
 
 JSON = dict[str, Any]
 Provider = Literal["openai", "anthropic"]
@@ -164,11 +167,11 @@ def anthropic_events(model: str, text: str, input_tokens: int) -> list[tuple[str
 # ----------------------------------------------------------------------------- server
 
 
-class _CloudServer(wire.FakeHTTPServer):
+class _CloudServer(handler.FakeHTTPServer):
     cloud: FakeCloud
 
 
-class _CloudHandler(wire.FakeHandler):
+class _CloudHandler(handler.FakeHandler):
     server: _CloudServer
 
     def setup(self) -> None:
@@ -231,7 +234,7 @@ class _CloudHandler(wire.FakeHandler):
 
         break_after = behaviour.kind == "stream-break-after"
         if self.route == "/v1/responses":
-            self.send_openai_response(model, f"openai:{model} says: {wire.responses_input_text(body.get('input'))}", body)
+            self.send_openai_response(model, f"openai:{model} says: {handler.responses_text(body)}", body)
         elif self.route == "/v1/completions":
             prompt = str(body.get("prompt", ""))
             self.send_json(200, wire.openai_text_completion(model, f"openai:{model} says: {prompt[:wire.USER_TEXT_CAP]}", wire.count_tokens(prompt)))
@@ -240,8 +243,7 @@ class _CloudHandler(wire.FakeHandler):
         elif self.route == "/v1/messages/count_tokens":
             self.send_json(200, {"input_tokens": wire.prompt_tokens(body.get("messages"), body.get("system"))})
         elif provider == "openai":
-            content = f"openai:{model} says: {wire.last_user_text(body.get('messages'))}"
-            self.send_openai_chat(model, content, body, break_after_first=break_after)
+            self.send_openai_chat(model, f"openai:{model} says: {handler.chat_text(body)}", body, break_after_first=break_after)
         else:
             self._send_anthropic(model, body, break_after=break_after)
 
@@ -252,8 +254,14 @@ class _CloudHandler(wire.FakeHandler):
         self.send_json(status, provider_error(provider, status), headers)
 
     def _send_anthropic(self, model: str, body: JSON, *, break_after: bool) -> None:
-        text = f"anthropic:{model} says: {wire.last_user_text(body.get('messages'))}"
         input_tokens = wire.prompt_tokens(body.get("messages"), body.get("system"))
+        tool = tools.messages_tool_to_call(body)
+        if tool is not None:
+            self.send_answer(body, tools.anthropic_tool_use(model, tool, input_tokens), tools.anthropic_tool_use_events(model, tool, input_tokens))
+            return
+        result = tools.messages_tool_result(body)
+        said = f"tool said: {result}" if result is not None else wire.last_user_text(body.get("messages"))
+        text = f"anthropic:{model} says: {said}"
         headers = {"request-id": wire.new_id("req_")}
         if not body.get("stream"):
             self.send_json(200, anthropic_message(model, text, input_tokens), headers)

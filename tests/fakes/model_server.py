@@ -23,8 +23,10 @@ from typing import Any
 
 try:
     from . import _common as wire
+    from . import handler
 except ImportError:  # run as a script
     import _common as wire  # type: ignore[no-redef]
+    import handler  # type: ignore[no-redef]
 
 
 def log(line: str, *, err: bool = False) -> None:
@@ -48,7 +50,7 @@ def _ignore_sigterm(signum: int, frame: FrameType | None) -> None:
     os.write(2, b"WARNING ignoring SIGTERM (--ignore-sigterm)\n")
 
 
-class ModelServer(wire.FakeHTTPServer):
+class ModelServer(handler.FakeHTTPServer):
     def __init__(self, address: tuple[str, int], args: argparse.Namespace) -> None:
         super().__init__(address, _ModelHandler)
         self.model_name: str = args.served_model_name
@@ -65,7 +67,7 @@ class ModelServer(wire.FakeHTTPServer):
                 os._exit(1)
 
 
-class _ModelHandler(wire.FakeHandler):
+class _ModelHandler(handler.FakeHandler):
     server: ModelServer
 
     def do_GET(self) -> None:
@@ -99,9 +101,17 @@ class _ModelHandler(wire.FakeHandler):
         if self.server.response_delay:
             time.sleep(self.server.response_delay)
         if route == "/v1/responses":
-            self.send_openai_response(model, f"local:{model} says: {wire.responses_input_text(body.get('input'))}", body)
+            system = body.get("instructions")
+            text = f"local:{model} says: {handler.responses_text(body)}"
         else:
-            self.send_openai_chat(model, f"local:{model} says: {wire.last_user_text(body.get('messages'))}", body)
+            system = next((m.get("content") for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "system"), None)
+            text = f"local:{model} says: {handler.chat_text(body)}"
+        if isinstance(system, str):
+            text += f" [system: {system[:wire.USER_TEXT_CAP]}]"  # tests see the system prompt the server got
+        if route == "/v1/responses":
+            self.send_openai_response(model, text, body)
+        else:
+            self.send_openai_chat(model, text, body)
         self.server.chat_answered()
 
     @staticmethod

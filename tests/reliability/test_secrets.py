@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import openai
-import pytest
 
 from tests.fakes.cloud import FakeCloud
 from tests.support.configs import core_config

@@ -37,7 +37,8 @@ def fake_server_spec(port: int, served_name: str, *flags: str, **keys: object) -
 
 
 class Gateway:
-    def __init__(self, config: Path, env: dict[str, str] | None = None, workers: int = 1):
+    def __init__(self, config: Path, env: dict[str, str] | None = None, workers: int = 1, wrapper: tuple[str, ...] = ()):
+        """wrapper: a command the gateway runs under (e.g. strace and its options)."""
         self.config = config
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -47,10 +48,11 @@ class Gateway:
             if env is None or name not in env:
                 self._env.pop(name, None)
         self._workers = workers
+        self._wrapper = wrapper
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 90.0) -> Gateway:
-        argv = [sys.executable, "-m", "llm_router.cli", "serve", "--config", str(self.config), "--port", str(self.port),
+        argv = [*self._wrapper, sys.executable, "-m", "llm_router.cli", "serve", "--config", str(self.config), "--port", str(self.port),
                 "--workers", str(self._workers)]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, env=self._env, cwd=self.config.parent, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

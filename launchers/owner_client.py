@@ -1,0 +1,154 @@
+"""A gateway worker's (or the CLI's) side of the owner: ask it, and mirror what it says.
+
+Each worker keeps one connection to the machine's owner (launchers/owner.py). Leases taken over it
+end with it. The owner pushes every server's state as it changes, so routing and health read the
+mirror without a round trip; only a request that needs a server (ensure ready, take a lease) asks.
+When the owner can't be reached, requests for local models fail over at once with that reason,
+and the client reconnects in the background (another gateway on the same state folder takes over
+within a second if the owner's process died).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from launchers.server import ServerState, ServerUnavailable
+
+log = logging.getLogger("llm_router.owner")
+
+RECONNECT_S = 0.2
+_NO_OWNER = "the owner of this machine's model servers is not reachable (is `llm-router serve` running?)"
+
+
+@dataclass(frozen=True)
+class ServerView:
+    name: str
+    state: ServerState
+    last_error: str | None
+
+    @property
+    def is_ready(self) -> bool:
+        return self.state is ServerState.READY
+
+
+class OwnerClient:
+    def __init__(self, socket_path: Path, names: list[str], connect_timeout_s: float = 10.0):
+        self._socket_path = socket_path
+        self._views: dict[str, ServerView] = {n: ServerView(n, ServerState.STOPPED, None) for n in names}
+        self._connect_timeout_s = connect_timeout_s
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._writer: asyncio.StreamWriter | None = None
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # ---- the mirror ------------------------------------------------------------------------
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._views)
+
+    def view(self, name: str) -> ServerView:
+        return self._views[name]
+
+    # ---- asking ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._keep_connected(), name="owner connection")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def ensure_ready(self, name: str, lease: str) -> None:
+        """Return once `name` is ready and holds a lease for this request; raise ServerUnavailable otherwise."""
+        await self._ask(name, {"op": "ensure_ready", "server": name, "lease": lease})
+
+    def release(self, lease: str) -> None:
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.write(json.dumps({"op": "release", "lease": lease}).encode() + b"\n")
+
+    async def start_in_background(self, name: str) -> None:
+        await self._ask(name, {"op": "start_in_background", "server": name})
+
+    async def start_server(self, name: str) -> dict[str, Any]:
+        return await self._ask(name, {"op": "start", "server": name})
+
+    async def stop_server(self, name: str, reason: str) -> dict[str, Any]:
+        return await self._ask(name, {"op": "stop", "server": name, "reason": reason})
+
+    async def statuses(self) -> list[dict[str, Any]]:
+        return await self._ask("", {"op": "statuses"})
+
+    async def check_alive(self, name: str) -> None:
+        await self._ask(name, {"op": "check_alive", "server": name})
+
+    async def _ask(self, name: str, message: dict[str, Any]) -> Any:
+        self.start()
+        try:
+            await asyncio.wait_for(self._connected.wait(), self._connect_timeout_s)
+        except TimeoutError:
+            raise ServerUnavailable(name, _NO_OWNER) from None
+        assert self._writer is not None
+        request_id = next(self._ids)
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = answer
+        try:
+            self._writer.write(json.dumps({**message, "id": request_id}).encode() + b"\n")
+            reply = await answer
+        finally:
+            self._pending.pop(request_id, None)
+        if not reply.get("ok"):
+            raise ServerUnavailable(name, str(reply.get("why")), str(reply.get("log_tail") or ""))
+        return reply.get("result")
+
+    # ---- the connection --------------------------------------------------------------------
+
+    async def _keep_connected(self) -> None:
+        while True:
+            try:
+                reader, writer = await asyncio.open_unix_connection(str(self._socket_path))
+            except OSError:
+                await asyncio.sleep(RECONNECT_S)
+                continue
+            self._writer = writer
+            self._connected.set()
+            try:
+                await self._read(reader)
+            finally:
+                self._connected.clear()
+                self._writer = None
+                writer.close()
+                self._fail_pending()
+            log.warning("lost the connection to the model-server owner; reconnecting")
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while line := await reader.readline():
+                message = json.loads(line)
+                if message.get("event") == "servers":
+                    for view in message["servers"]:
+                        if view["name"] in self._views:
+                            self._views[view["name"]] = ServerView(view["name"], ServerState(view["state"]), view.get("last_error"))
+                    continue
+                answer = self._pending.get(message.get("id"))
+                if answer is not None and not answer.done():
+                    answer.set_result(message)
+        except (ConnectionError, ValueError):
+            return
+
+    def _fail_pending(self) -> None:
+        for answer in self._pending.values():
+            if not answer.done():
+                answer.set_result({"ok": False, "why": _NO_OWNER})
+        for name, view in self._views.items():
+            self._views[name] = ServerView(name, view.state, _NO_OWNER)
