@@ -66,7 +66,7 @@ def measure(sup: Supervisor, gateway: RouterGateway, group: str, spec_path: Path
             prime: bool = False) -> ColdStartResult:
     """`prime`: start the server once by hand, unmeasured, so that the first measured start doesn't
     pay alone for one-time work (a real engine's caches, cold pages of its files)."""
-    from launchers.server import RuntimePaths
+    from launchers.paths import RuntimePaths
     from router_config.spec import load_spec
 
     spec = load_spec(spec_path)

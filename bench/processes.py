@@ -9,7 +9,6 @@ finds and kills anything still carrying this run's marker, then reports what it 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from typing import IO
 import httpx
 import psutil
 
+from launchers import process_group
 from tests.support.gateway import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,16 +134,7 @@ class Supervisor:
 
     def stop(self, managed: Managed, grace_s: float = STOP_GRACE_S) -> None:
         """SIGTERM the group (a gateway then stops the servers it launched), SIGKILL after grace_s."""
-        _signal_group(managed.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and _group_alive(managed):
-            time.sleep(0.05)
-        if _group_alive(managed):
-            _signal_group(managed.pid, signal.SIGKILL)
-            try:
-                managed.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
+        process_group.stop_group(managed.pid, grace_s, managed.popen)
         if managed in self._procs:
             self._procs.remove(managed)
 
@@ -161,7 +152,7 @@ class Supervisor:
             try:
                 pgid = os.getpgid(proc.pid)
                 if pgid != own_group:
-                    os.killpg(pgid, signal.SIGKILL)
+                    process_group.kill_group_now(pgid)
                 else:
                     proc.kill()
             except (ProcessLookupError, psutil.Error):
@@ -212,30 +203,6 @@ def wait_port_free(port: int, timeout_s: float = 15.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"port {port} still in use after {timeout_s:g}s")
         time.sleep(0.05)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _group_alive(managed: Managed) -> bool:
-    managed.popen.poll()  # reap the leader so it doesn't linger as a zombie
-    try:
-        os.killpg(managed.pid, 0)
-    except ProcessLookupError:
-        return False
-    # killpg(0) also succeeds while only zombies remain in the group.
-    return any(_in_group(p, managed.pid) for p in psutil.process_iter(["status"]) if p.info["status"] != psutil.STATUS_ZOMBIE)
-
-
-def _in_group(proc: psutil.Process, pgid: int) -> bool:
-    try:
-        return os.getpgid(proc.pid) == pgid
-    except (ProcessLookupError, psutil.Error):
-        return False
 
 
 def _describe(proc: psutil.Process) -> str:

@@ -232,7 +232,7 @@ def _memory_after(key: str, label: str, server: Server, path: RequestPath, targe
 def _remove_launcher_tmp_dirs(state_dirs: Iterable[Path]) -> None:
     """Each server gets a short TMPDIR under /tmp, named after the state dir. The launcher removes
     the ones of servers it stopped; the by-hand cold starts and a gateway killed outright leave theirs."""
-    from launchers.server import RuntimePaths
+    from launchers.paths import RuntimePaths
 
     for state_dir in state_dirs:
         prefix = RuntimePaths(state_dir, state_dir).tmp_dir("", create=False)

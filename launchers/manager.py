@@ -1,9 +1,10 @@
-"""The launcher: every local model server of one gateway process, and the memory they share.
+"""The launcher: every local model server of a machine, and the memory they share.
 
-It starts servers on demand (via ModelServer.ensure_ready), makes room under the declared
-memory budget by stopping the least recently used idle servers, stops idle servers, notices
-crashes, and stops everything it started on shutdown (and, should its process die without a
-shutdown, the kernel stops them: ModelServer's die_with_us).
+It lives in the machine's one owner (launchers/owner.py). It starts servers on demand (via
+ModelServer.ensure_ready), makes room under the declared memory budget by stopping the least
+recently used idle servers, stops idle servers, notices crashes, and stops everything it started
+on shutdown (and, should its process die without a shutdown, the kernel stops them:
+ModelServer's die_with_us).
 """
 
 from __future__ import annotations
@@ -11,97 +12,99 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 
-from launchers.server import ModelServer, RuntimePaths, ServerState, ServerStatus, ServerUnavailable, StartFailed
-from router_config.spec import LaunchSpec
+from launchers import budget
+from launchers.paths import RuntimePaths
+from launchers.server import ModelServer, ServerState, ServerStatus, StartFailed
 from router_config.gateway_config import MemoryBudget
+from router_config.spec import LaunchSpec
 
 log = logging.getLogger("llm_router.launcher")
 
 MONITOR_INTERVAL_S = 0.5
+_DRAIN_POLL_S = 0.1
 _LEASE_MAX_AGE_S = 1800.0
-_RUNNING = (ServerState.STARTING, ServerState.READY, ServerState.STOPPING)
 
 
 class Launcher:
-    def __init__(self, specs: Iterable[LaunchSpec], budget: MemoryBudget, paths: RuntimePaths, stop_on_exit: bool = True):
-        self._budget = budget
+    def __init__(self, specs: Iterable[LaunchSpec], memory: MemoryBudget, paths: RuntimePaths, servers_outlive_us: bool = False):
+        """servers_outlive_us: servers this launcher starts keep running after it (`llm-router start`
+        without a gateway); the next owner adopts them."""
+        self._budget = memory
+        self._outlive = servers_outlive_us
+        self._listeners: list[Callable[[ModelServer], None]] = []
+        self._room_lock = asyncio.Lock()
         self.servers: dict[str, ModelServer] = {
-            spec.name: ModelServer(spec, paths, make_room=self._make_room, die_with_us=stop_on_exit) for spec in specs
+            spec.name: ModelServer(spec, paths, make_room=self._room, die_with_us=not servers_outlive_us, on_change=self._changed)
+            for spec in specs
         }
         self._monitor: asyncio.Task[None] | None = None
-        if stop_on_exit:
+        if not servers_outlive_us:
             atexit.register(self._kill_owned_now)
 
     def server(self, name: str) -> ModelServer:
         return self.servers[name]
+
+    def on_change(self, listener: Callable[[ModelServer], None]) -> None:
+        """Call `listener` after every state transition of any server."""
+        self._listeners.append(listener)
 
     def start_monitor(self) -> None:
         if self._monitor is None:
             self._monitor = asyncio.create_task(self._watch(), name="launcher monitor")
 
     async def shutdown(self) -> None:
-        """Stop every server this process started (adopted ones belong to someone else)."""
+        """Stop every server this launcher started (adopted ones belong to whoever started them)."""
         if self._monitor is not None:
             self._monitor.cancel()
             await asyncio.gather(self._monitor, return_exceptions=True)
             self._monitor = None
+        if self._outlive:
+            return
         await asyncio.gather(*(s.stop("gateway shutdown") for s in self.servers.values() if s.owned or s.state is ServerState.STARTING))
 
     def statuses(self) -> list[ServerStatus]:
         return [s.status() for s in self.servers.values()]
 
-    def fits_budget(self, spec: LaunchSpec) -> str | None:
-        """Why the server could never fit the budget, even alone; None if it can."""
-        gpu_cap = self._budget.gpu_gib.get(spec.memory.gpu_device)
-        if spec.memory.gpu_gib and gpu_cap is not None and spec.memory.gpu_gib > gpu_cap:
-            return f"needs {spec.memory.gpu_gib:g} GiB on GPU {spec.memory.gpu_device}, budget is {gpu_cap:g} GiB"
-        if spec.memory.host_gib and self._budget.host_gib is not None and spec.memory.host_gib > self._budget.host_gib:
-            return f"needs {spec.memory.host_gib:g} GiB host memory, budget is {self._budget.host_gib:g} GiB"
-        return None
+    def never_fits(self, spec: LaunchSpec) -> str | None:
+        return budget.never_fits(self._budget, spec)
+
+    @asynccontextmanager
+    async def _room(self, starting: ModelServer) -> AsyncIterator[None]:
+        """Make room for `starting` and hold it while it spawns: one start at a time decides what fits,
+        so two starts can never both count on the same free memory, nor wait on each other."""
+        never = self.never_fits(starting.spec)
+        if never:
+            raise StartFailed(f"does not fit the memory budget: {never}")
+        async with self._room_lock:
+            await self._make_room(starting)
+            yield
 
     async def _make_room(self, starting: ModelServer) -> None:
         """Stop LRU idle unpinned servers until `starting` fits; wait (bounded) for busy ones to drain."""
-        never = self.fits_budget(starting.spec)
-        if never:
-            raise StartFailed(f"does not fit the memory budget: {never}")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._budget.drain_timeout_s
         while True:
-            others = [s for s in self.servers.values() if s is not starting and s.state in _RUNNING]
-            if self._fits_beside(starting.spec, others):
+            holding = [s for s in self.servers.values() if s is not starting and s.holds_memory]
+            if budget.fits_beside(self._budget, starting.spec, (s.spec for s in holding)):
                 return
-            evictable = sorted(
-                (s for s in others if s.is_ready and s.inflight == 0 and not s.spec.pinned and self._competes(starting.spec, s.spec)),
-                key=lambda s: s.last_used,
-            )
+            evictable = sorted((s for s in holding if s.evictable and budget.competes(starting.spec, s.spec)), key=lambda s: s.last_used)
             if evictable:
                 victim = evictable[0]
                 log.info("%s: stopping idle %s to make room", starting.name, victim.name)
                 await victim.stop(f"evicted to make room for {starting.name}")
                 continue
             if loop.time() >= deadline:
-                busy = ", ".join(s.name for s in others if self._competes(starting.spec, s.spec))
-                raise StartFailed(f"does not fit the memory budget beside busy or pinned servers ({busy}) after waiting {self._budget.drain_timeout_s:g}s")
-            await asyncio.sleep(0.25)
+                busy = ", ".join(s.name for s in holding if budget.competes(starting.spec, s.spec))
+                raise StartFailed(f"does not fit the memory budget beside busy or pinned servers ({busy}) "
+                                  f"after waiting drain_timeout_s={self._budget.drain_timeout_s:g}")
+            await asyncio.sleep(_DRAIN_POLL_S)
 
-    def _fits_beside(self, spec: LaunchSpec, running: list[ModelServer]) -> bool:
-        mem = spec.memory
-        cap = self._budget.gpu_gib.get(mem.gpu_device)
-        if mem.gpu_gib and cap is not None:
-            used = sum(s.spec.memory.gpu_gib for s in running if s.spec.memory.gpu_device == mem.gpu_device)
-            if used + mem.gpu_gib > cap:
-                return False
-        if mem.host_gib and self._budget.host_gib is not None:
-            if sum(s.spec.memory.host_gib for s in running) + mem.host_gib > self._budget.host_gib:
-                return False
-        return True
-
-    @staticmethod
-    def _competes(spec: LaunchSpec, other: LaunchSpec) -> bool:
-        same_gpu = spec.memory.gpu_gib and other.memory.gpu_gib and spec.memory.gpu_device == other.memory.gpu_device
-        return bool(same_gpu or (spec.memory.host_gib and other.memory.host_gib))
+    def _changed(self, server: ModelServer) -> None:
+        for listener in self._listeners:
+            listener(server)
 
     async def _watch(self) -> None:
         while True:
@@ -119,6 +122,3 @@ class Launcher:
     def _kill_owned_now(self) -> None:
         for server in self.servers.values():
             server.kill_now()
-
-
-__all__ = ["Launcher", "ServerUnavailable"]

@@ -1,19 +1,21 @@
 """The one owner of a machine's local model servers: every decision about them is made here.
 
-`llm-router serve` runs one owner per machine and state folder, in its main process, on a
-thread of its own; its workers, other gateways sharing the state folder, and `llm-router
+`llm-router serve` runs one owner per machine and state folder, in its main process, on a thread
+of its own; its workers, other gateways sharing the state folder, and `llm-router
 start/stop/status` ask it over a unix socket. It holds the only Launcher, so the memory budget,
 eviction, drain waits, idle stops, crash restarts and leases see every request of every worker,
 the way llama-swap's single ProcessGroup does.
 
-Ownership is a file lock on the state folder: whoever holds it is the owner; a second gateway on
-the same folder waits for the lock and takes over (adopting running servers) if the owner dies.
-A worker's leases are tied to its connection: a worker that dies leaks none.
+Ownership is a file lock on the state folder: whoever holds it is the owner. A second gateway on
+the same folder waits for the lock, its workers using the first one's owner, and takes over
+(adopting running servers) if that one dies. The CLI, finding no owner, is the owner itself for
+as long as its command runs. A client's leases are tied to its connection: a worker that dies
+leaks none.
 
 The protocol is one JSON object per line. A request carries an `id` and gets one reply with the
-same `id` (`ok`, and `why`/`log_tail` or `result`); `release` gets none. The owner also sends every
-connection each server's state as it changes (`{"event": "servers", ...}`), so workers read state
-without asking.
+same `id` (`ok`, and `why`/`log_tail` or `result`); `release` and `cancel` get none. The owner
+also sends every connection each server's state as it changes (`{"event": "servers", ...}`), so
+workers read state without asking.
 """
 
 from __future__ import annotations
@@ -25,17 +27,21 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from launchers.manager import Launcher
+from launchers.owner_client import MESSAGE_LIMIT, OwnerClient
+from launchers.paths import RuntimePaths
 from launchers.server import ModelServer, ServerUnavailable
 
 log = logging.getLogger("llm_router.owner")
 
 Handler = Callable[["_Session", dict[str, Any]], Awaitable[Any]]
+_LOCK_POLL_S = 0.2
 
 
 class Owner:
@@ -45,8 +51,7 @@ class Owner:
         self._launcher = launcher
         self._socket_path = socket_path
         self._sessions: set[_Session] = set()
-        self._ids = itertools.count(1)
-        self._server: asyncio.AbstractServer | None = None
+        self._numbers = itertools.count(1)
         launcher.on_change(self._broadcast)
         self._handlers: dict[str, Handler] = {
             "ensure_ready": self._ensure_ready,
@@ -60,49 +65,49 @@ class Owner:
     async def serve(self) -> None:
         """Adopt what already runs, then answer until cancelled; on the way out, stop what we own."""
         await asyncio.gather(*(server.attach() for server in self._launcher.servers.values()))
-        self._socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._socket_path.unlink(missing_ok=True)  # a dead owner's; we hold the lock now
-        self._server = await asyncio.start_unix_server(self._session, path=str(self._socket_path))
+        server = await asyncio.start_unix_server(self._session, path=str(self._socket_path), limit=MESSAGE_LIMIT)
         os.chmod(self._socket_path, 0o600)
         self._launcher.start_monitor()
-        log.info("owner of local model servers %s (pid %d, socket %s)", ", ".join(self._launcher.servers) or "(none)",
-                 os.getpid(), self._socket_path)
+        log.info("owner of local model servers %s (pid %d)", ", ".join(self._launcher.servers) or "(none)", os.getpid())
         try:
             await asyncio.Event().wait()
         finally:
-            self._server.close()
+            server.close()
             self._socket_path.unlink(missing_ok=True)
+            for session in list(self._sessions):
+                session.close()
             await self._launcher.shutdown()
 
     # ---- sessions --------------------------------------------------------------------------
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = _Session(next(self._ids), writer)
+        session = _Session(next(self._numbers), writer)
         self._sessions.add(session)
         session.send({"event": "servers", "servers": self._views()})
-        pending: set[asyncio.Task[None]] = set()
         try:
             while line := await reader.readline():
                 try:
                     message = json.loads(line)
                 except ValueError:
                     continue
-                if message.get("op") == "release":
-                    self._release(session, str(message.get("lease")))
+                if not isinstance(message, dict):
                     continue
-                task = asyncio.create_task(self._answer(session, message))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-        except (ConnectionError, asyncio.IncompleteReadError):
+                op = message.get("op")
+                if op == "release":
+                    self._release(session, str(message.get("lease")))
+                elif op == "cancel":
+                    session.cancel(message.get("id"))
+                else:
+                    session.track(message.get("id"), asyncio.create_task(self._answer(session, message)))
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass
         finally:
             self._sessions.discard(session)
-            for task in pending:
-                task.cancel()
+            session.close()
             dropped = sum(server.release_all(session.prefix) for server in self._launcher.servers.values())
             if dropped:
                 log.info("a client went away holding %d lease(s); released", dropped)
-            writer.close()
 
     async def _answer(self, session: _Session, message: dict[str, Any]) -> None:
         handler = self._handlers.get(str(message.get("op")))
@@ -114,7 +119,7 @@ class Owner:
         except ServerUnavailable as exc:
             reply.update(ok=False, why=exc.why, log_tail=exc.log_tail)
         except (KeyError, ValueError) as exc:
-            reply.update(ok=False, why=str(exc), log_tail="")
+            reply.update(ok=False, why=str(exc).strip("'\""), log_tail="")
         session.send(reply)
 
     def _broadcast(self, _: ModelServer) -> None:
@@ -130,13 +135,11 @@ class Owner:
     def _server_named(self, message: dict[str, Any]) -> ModelServer:
         name = str(message.get("server"))
         if name not in self._launcher.servers:
-            raise KeyError(f"no local model server named '{name}'")
+            raise KeyError(f"no local model server named '{name}'; known: {sorted(self._launcher.servers)}")
         return self._launcher.server(name)
 
     async def _ensure_ready(self, session: _Session, message: dict[str, Any]) -> None:
-        server = self._server_named(message)
-        await server.ensure_ready()
-        server.lease(session.prefix + str(message.get("lease")))
+        await self._server_named(message).ensure_ready(lease=session.prefix + str(message.get("lease")))
 
     def _release(self, session: _Session, lease: str) -> None:
         for server in self._launcher.servers.values():
@@ -159,31 +162,65 @@ class Owner:
         return [asdict(s) for s in self._launcher.statuses()]
 
     async def _check_alive(self, _: _Session, message: dict[str, Any]) -> None:
-        await self._server_named(message).check_alive()
+        await self._server_named(message).check_alive(probe_port=True)
 
 
 class _Session:
+    """One client connection: its leases are named `<number>:<lease>`, and end with it."""
+
     def __init__(self, number: int, writer: asyncio.StreamWriter):
         self.prefix = f"{number}:"
         self._writer = writer
+        self._tasks: dict[Any, asyncio.Task[None]] = {}
+
+    def track(self, request_id: Any, task: asyncio.Task[None]) -> None:
+        self._tasks[request_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(request_id, None))
+
+    def cancel(self, request_id: Any) -> None:
+        """The client gave up waiting (its request went away): the start goes on, but no lease is taken."""
+        task = self._tasks.get(request_id)
+        if task is not None:
+            task.cancel()
 
     def send(self, message: dict[str, Any]) -> None:
         if not self._writer.is_closing():
             self._writer.write(json.dumps(message).encode() + b"\n")
 
+    def close(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        self._writer.close()
+
+
+class _OwnerLock:
+    """The machine's owner lock for one state folder (an flock: the kernel releases it when its holder dies)."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def try_acquire(self) -> bool:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def close(self) -> None:
+        os.close(self._fd)  # closing releases the lock
+
 
 class OwnerThread:
     """Runs an Owner on a thread of this process as soon as this process gets the machine's owner lock.
 
-    A second gateway on the same state folder waits here, its workers using the first one's owner,
-    and takes over if that one dies. Servers are spawned from this long-lived thread, which matters
-    for `setpriv --pdeathsig`: the kernel signals a server when the thread that started it ends.
+    Servers are spawned from this long-lived thread, which matters for `setpriv --pdeathsig`: the
+    kernel signals a server when the thread that started it ends, so they end with this process.
     """
 
-    def __init__(self, make_launcher: Callable[[], Launcher], lock_path: Path, socket_path: Path):
+    def __init__(self, make_launcher: Callable[[], Launcher], paths: RuntimePaths):
         self._make_launcher = make_launcher
-        self._lock_path = lock_path
-        self._socket_path = socket_path
+        self._paths = paths
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = threading.Event()
@@ -193,34 +230,49 @@ class OwnerThread:
         self._thread.start()
 
     def stop(self, timeout_s: float = 60.0) -> None:
-        """Stop every server this owner started; return once done (or at once if we never owned)."""
+        """Stop every server this owner started; return once done (at once if we never owned)."""
         self._stopping.set()
         loop, task = self._loop, self._task
         if loop is not None and task is not None:
             loop.call_soon_threadsafe(task.cancel)
-            self._thread.join(timeout_s)
+        self._thread.join(timeout_s)
 
     def _run(self) -> None:
-        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        lock = _OwnerLock(self._paths.owner_lock)
         try:
-            while not self._stopping.is_set():
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    self._stopping.wait(0.2)  # another process owns this machine's servers
-            else:
-                return
-            asyncio.run(self._own())
+            while not lock.try_acquire():
+                if self._stopping.wait(_LOCK_POLL_S):
+                    return  # another process owned this machine's servers all along
+            if not self._stopping.is_set():
+                asyncio.run(self._own())
         finally:
-            os.close(fd)  # closing releases the lock
+            lock.close()
 
     async def _own(self) -> None:
         self._loop = asyncio.get_running_loop()
-        owner = Owner(self._make_launcher(), self._socket_path)
         self._task = asyncio.current_task()
         try:
-            await owner.serve()
+            await Owner(self._make_launcher(), self._paths.owner_socket).serve()
         except asyncio.CancelledError:
             pass
+
+
+@asynccontextmanager
+async def machine_owner(make_launcher: Callable[[], Launcher], paths: RuntimePaths, names: list[str]) -> AsyncIterator[OwnerClient]:
+    """A client of the machine's owner: the running one, or, when none runs, this process for as
+    long as the block lasts (`llm-router start/stop/status` without a gateway)."""
+    lock = _OwnerLock(paths.owner_lock)
+    owner: asyncio.Task[None] | None = None
+    try:
+        if lock.try_acquire():
+            owner = asyncio.create_task(Owner(make_launcher(), paths.owner_socket).serve(), name="owner")
+        client = OwnerClient(paths.owner_socket, names)
+        try:
+            yield client
+        finally:
+            await client.close()
+    finally:
+        if owner is not None:
+            owner.cancel()
+            await asyncio.gather(owner, return_exceptions=True)
+        lock.close()

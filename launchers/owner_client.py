@@ -23,6 +23,8 @@ from launchers.server import ServerState, ServerUnavailable
 log = logging.getLogger("llm_router.owner")
 
 RECONNECT_S = 0.2
+MESSAGE_LIMIT = 2**20
+"""Longest line either side sends (a status with log tails included)."""
 _NO_OWNER = "the owner of this machine's model servers is not reachable (is `llm-router serve` running?)"
 
 
@@ -47,6 +49,7 @@ class OwnerClient:
         self._writer: asyncio.StreamWriter | None = None
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._leases: set[str] = set()
 
     # ---- the mirror ------------------------------------------------------------------------
 
@@ -72,10 +75,13 @@ class OwnerClient:
     async def ensure_ready(self, name: str, lease: str) -> None:
         """Return once `name` is ready and holds a lease for this request; raise ServerUnavailable otherwise."""
         await self._ask(name, {"op": "ensure_ready", "server": name, "lease": lease})
+        self._leases.add(lease)
 
     def release(self, lease: str) -> None:
-        if self._writer is not None and not self._writer.is_closing():
-            self._writer.write(json.dumps({"op": "release", "lease": lease}).encode() + b"\n")
+        """End a lease; a no-op for a request that holds none (most requests: cloud ones)."""
+        if lease in self._leases:
+            self._leases.discard(lease)
+            self._send({"op": "release", "lease": lease})
 
     async def start_in_background(self, name: str) -> None:
         await self._ask(name, {"op": "start_in_background", "server": name})
@@ -103,20 +109,27 @@ class OwnerClient:
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = answer
         try:
-            self._writer.write(json.dumps({**message, "id": request_id}).encode() + b"\n")
+            self._send({**message, "id": request_id})
             reply = await answer
+        except asyncio.CancelledError:
+            self._send({"op": "cancel", "id": request_id})  # so the owner takes no lease for a request that went away
+            raise
         finally:
             self._pending.pop(request_id, None)
         if not reply.get("ok"):
             raise ServerUnavailable(name, str(reply.get("why")), str(reply.get("log_tail") or ""))
         return reply.get("result")
 
+    def _send(self, message: dict[str, Any]) -> None:
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.write(json.dumps(message).encode() + b"\n")
+
     # ---- the connection --------------------------------------------------------------------
 
     async def _keep_connected(self) -> None:
         while True:
             try:
-                reader, writer = await asyncio.open_unix_connection(str(self._socket_path))
+                reader, writer = await asyncio.open_unix_connection(str(self._socket_path), limit=MESSAGE_LIMIT)
             except OSError:
                 await asyncio.sleep(RECONNECT_S)
                 continue
@@ -147,6 +160,7 @@ class OwnerClient:
             return
 
     def _fail_pending(self) -> None:
+        self._leases.clear()  # the owner dropped them with the connection
         for answer in self._pending.values():
             if not answer.done():
                 answer.set_result({"ok": False, "why": _NO_OWNER})

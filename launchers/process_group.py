@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import psutil
@@ -54,7 +55,7 @@ def group_members(pgid: int) -> list[psutil.Process]:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pgid, sig)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass
 
 
@@ -65,6 +66,16 @@ async def terminate_group(pgid: int, grace_s: float, proc: subprocess.Popen[byte
         return False
     _signal_group(pgid, signal.SIGKILL)
     await _wait_group_gone(pgid, 10.0, proc)
+    return True
+
+
+def stop_group(pgid: int, grace_s: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
+    """terminate_group for callers without an event loop (the CLI's tests, the bench); True if killed."""
+    _signal_group(pgid, signal.SIGTERM)
+    if _wait_group_gone_sync(pgid, grace_s, proc):
+        return False
+    _signal_group(pgid, signal.SIGKILL)
+    _wait_group_gone_sync(pgid, 10.0, proc)
     return True
 
 
@@ -84,6 +95,18 @@ async def _wait_group_gone(pgid: int, timeout_s: float, proc: subprocess.Popen[b
         if loop.time() >= deadline:
             return False
         await asyncio.sleep(0.1)
+
+
+def _wait_group_gone_sync(pgid: int, timeout_s: float, proc: subprocess.Popen[bytes] | None) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc is not None:
+            proc.poll()
+        if not group_members(pgid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 def log_tail(log_path: Path, offset: int, lines: int = 20) -> str:

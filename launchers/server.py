@@ -4,34 +4,32 @@
                    \\          \\
                     -> failed  -> failed (crash)      failed -> starting | stopped
 
-Every transition goes through `_transition`, under the server's one lock, and is logged
-once. Starts are single-flight: concurrent callers of `ensure_ready` share one start task;
-across worker processes a file lock makes one of them spawn and the others adopt.
+Every transition goes through `_transition(expected, new)`, a compare-and-swap against the
+state the caller expects, and is logged once. Nothing holds a lock across a start that can take
+minutes: a start is one task that every caller awaits (single flight), and a stop is one task
+likewise. A ModelServer lives in the machine's one owner process (launchers/owner.py), on the
+owner's event loop, so a swap with no await inside it is atomic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import fcntl
-import hashlib
 import json
 import logging
 import os
 import shutil
 import subprocess
-import tempfile
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import AsyncIterator
 
 import httpx
 import psutil
 
 from launchers import process_group, provision
+from launchers.paths import RuntimePaths
 from launchers.requirements import missing_requirements
 from router_config.spec import LaunchSpec
 
@@ -39,6 +37,7 @@ log = logging.getLogger("llm_router.launcher")
 
 READINESS_POLL_S = 0.1
 STOP_GRACE_S = 10.0
+_PROBE_TIMEOUT_S = 1.0
 _MAX_BACKOFF_S = 60.0
 _STABLE_AFTER_S = 60.0
 
@@ -51,13 +50,22 @@ class ServerState(str, enum.Enum):
     FAILED = "failed"
 
 
-_ALLOWED: dict[ServerState, set[ServerState]] = {
-    ServerState.STOPPED: {ServerState.STARTING},
-    ServerState.STARTING: {ServerState.READY, ServerState.FAILED, ServerState.STOPPING},
-    ServerState.READY: {ServerState.STOPPING, ServerState.FAILED},
-    ServerState.STOPPING: {ServerState.STOPPED},
-    ServerState.FAILED: {ServerState.STARTING, ServerState.STOPPED},
-}
+S = ServerState
+LEGAL_TRANSITIONS: frozenset[tuple[ServerState, ServerState]] = frozenset({
+    (S.STOPPED, S.STARTING),
+    (S.STARTING, S.READY),
+    (S.STARTING, S.FAILED),
+    (S.STARTING, S.STOPPING),  # a start cancelled by a stop
+    (S.READY, S.STOPPING),
+    (S.READY, S.FAILED),  # crashed, or stopped answering
+    (S.STOPPING, S.STOPPED),
+    (S.FAILED, S.STARTING),
+    (S.FAILED, S.STOPPED),
+})
+
+
+class IllegalTransition(RuntimeError):
+    pass
 
 
 class ServerUnavailable(Exception):
@@ -76,32 +84,6 @@ class StartFailed(Exception):
 
 
 @dataclass(frozen=True)
-class RuntimePaths:
-    state_dir: Path
-    log_dir: Path
-
-    def log_file(self, name: str) -> Path:
-        return self.log_dir / f"{name}.log"
-
-    def state_file(self, name: str) -> Path:
-        return self.state_dir / f"{name}.json"
-
-    def lock_file(self, name: str) -> Path:
-        return self.state_dir / f"{name}.lock"
-
-    def used_file(self, name: str) -> Path:
-        return self.state_dir / f"{name}.used"
-
-    def tmp_dir(self, name: str, create: bool = True) -> Path:
-        """A short per-server TMPDIR: vLLM binds unix sockets there, whose paths must stay under 108 bytes."""
-        digest = hashlib.sha1(str(self.state_dir.resolve()).encode()).hexdigest()[:8]
-        path = Path(tempfile.gettempdir()) / f"llm-router-{digest}-{name[:24]}"
-        if create:
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return path
-
-
-@dataclass(frozen=True)
 class ServerStatus:
     name: str
     state: str
@@ -115,26 +97,37 @@ class ServerStatus:
     last_error: str | None
 
 
-RoomMaker = Callable[["ModelServer"], Awaitable[None]]
+@asynccontextmanager
+async def _no_budget(_: ModelServer) -> AsyncIterator[None]:
+    yield
+
+
+RoomMaker = Callable[["ModelServer"], AbstractAsyncContextManager[None]]
+"""Makes room under the memory budget for a server about to spawn, and holds it while it does."""
+ChangeListener = Callable[["ModelServer"], None]
 
 
 class ModelServer:
-    def __init__(self, spec: LaunchSpec, paths: RuntimePaths, make_room: RoomMaker | None = None, die_with_us: bool = True):
+    def __init__(self, spec: LaunchSpec, paths: RuntimePaths, make_room: RoomMaker = _no_budget, die_with_us: bool = True,
+                 on_change: ChangeListener | None = None):
         """die_with_us: a server this process spawns gets SIGTERM if this process dies without stopping
-        it; False where servers must outlive their starter (`llm-router start`)."""
+        it; False where servers must outlive their starter (`llm-router start` without a gateway)."""
         self.spec = spec
-        self._die_with_us = die_with_us
         self.name = spec.name
         self._paths = paths
         self._make_room = make_room
-        self._lock = asyncio.Lock()
+        self._die_with_us = die_with_us
+        self._on_change = on_change
         self.state = ServerState.STOPPED
         self._proc: subprocess.Popen[bytes] | None = None
         self._pgid: int | None = None
         self._pid: int | None = None
         self.owned = False
         self._start_task: asyncio.Task[None] | None = None
+        self._stop_task: asyncio.Task[None] | None = None
+        self._cleanup: asyncio.Task[None] | None = None
         self._leases: dict[str, float] = {}
+        self._waiting = 0
         self.last_used = time.monotonic()
         self._ready_at: float | None = None
         self.last_error: str | None = None
@@ -152,49 +145,71 @@ class ModelServer:
     def is_ready(self) -> bool:
         return self.state is ServerState.READY
 
-    async def ensure_ready(self) -> None:
-        """Return once the server is ready, starting it if needed; raise ServerUnavailable if it can't be."""
-        if self.state is ServerState.READY:
-            if self._alive():
-                return
-            await self._mark_crashed()
-        if not self.spec.auto_start:
-            raise ServerUnavailable(self.name, "auto_start is false and the server is not running")
-        if self._start_task is None or self._start_task.done():
-            if self.state is ServerState.FAILED and time.monotonic() < self._retry_at:
-                wait = self._retry_at - time.monotonic()
-                raise ServerUnavailable(self.name, f"{self.last_error} (next start allowed in {wait:.0f}s)")
-            self._start_task = asyncio.create_task(self._start(), name=f"start {self.name}")
-        await asyncio.shield(self._start_task)
+    @property
+    def holds_memory(self) -> bool:
+        """Counts against the memory budget: a process exists (or is about to) for this server."""
+        return self.state in (ServerState.READY, ServerState.STOPPING) or (self.state is ServerState.STARTING and self._pgid is not None)
+
+    @property
+    def evictable(self) -> bool:
+        """Idle enough to be stopped to make room: ready, nobody using it or waiting for it, not pinned."""
+        return self.is_ready and not self._leases and self._waiting == 0 and not self.spec.pinned
+
+    async def ensure_ready(self, lease: str | None = None) -> None:
+        """Return once the server is ready (holding `lease` for the caller, if given), starting it if
+        needed; raise ServerUnavailable if it can't be."""
+        self._waiting += 1
+        try:
+            while True:
+                if self.state is ServerState.READY:
+                    if self._alive():
+                        if lease is not None:
+                            self.lease(lease)
+                        return
+                    await self._mark_failed(self._why_gone())
+                    continue
+                if self.state is ServerState.STOPPING and self._stop_task is not None:
+                    await asyncio.shield(self._stop_task)
+                    continue
+                await self._await_start(self._begin_start())
+        finally:
+            self._waiting -= 1
 
     def start_in_background(self) -> None:
-        """Begin a start without waiting (cold_start: fallback); errors are recorded in last_error."""
-        if self._start_task is None or self._start_task.done():
-            if self.state in (ServerState.STOPPED, ServerState.FAILED) and time.monotonic() >= self._retry_at:
-                self._start_task = asyncio.create_task(self._start(), name=f"start {self.name}")
-                self._start_task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        """Begin a start without waiting for it (cold_start: fallback); the outcome lands in state and last_error."""
+        if self.state is ServerState.READY:
+            return
+        try:
+            self._begin_start()
+        except ServerUnavailable:
+            pass  # auto_start off or backing off: recorded already, nothing to begin
 
     async def attach(self) -> bool:
         """Adopt a server already running on the spec's port; True if there is one."""
-        async with self._lock:
-            if self.state is not ServerState.STOPPED:
-                return self.is_ready
-            try:
-                if not await self._adopt_running():
-                    return False
-            except StartFailed:
-                return False
-            self._transition(ServerState.STARTING, "attaching to a running server")
-            self._transition(ServerState.READY, f"pid {self._pid}, adopted")
-            return True
+        if self.state is not ServerState.STOPPED:
+            return self.is_ready
+        try:
+            found = await self._adopt_running()
+        except StartFailed:
+            return False
+        if not found or not self._transition(ServerState.STOPPED, ServerState.STARTING, "attaching to a running server"):
+            return False
+        return self._transition(ServerState.STARTING, ServerState.READY, f"pid {self._pid}, adopted")
 
     def lease(self, request_id: str) -> None:
         self._leases[request_id] = time.monotonic()
-        self._touch()
+        self.last_used = time.monotonic()
 
     def release(self, request_id: str) -> None:
         if self._leases.pop(request_id, None) is not None:
-            self._touch()
+            self.last_used = time.monotonic()
+
+    def release_all(self, prefix: str) -> int:
+        """Drop every lease whose id starts with `prefix` (a client that went away); how many."""
+        dropped = [rid for rid in self._leases if rid.startswith(prefix)]
+        for rid in dropped:
+            self.release(rid)
+        return len(dropped)
 
     def drop_stale_leases(self, max_age_s: float) -> None:
         """Forget leases whose end was never reported, so a lost event can't pin a server forever."""
@@ -204,97 +219,163 @@ class ModelServer:
                 del self._leases[rid]
 
     def idle_for(self) -> float:
-        """Seconds since this server last began or ended a request, across all workers."""
-        last = self.last_used
-        try:
-            shared = self._paths.used_file(self.name).stat().st_mtime
-            last = max(last, time.monotonic() - (time.time() - shared))
-        except FileNotFoundError:
-            pass
-        return time.monotonic() - last
+        """Seconds since this server last began or ended a request (of any worker: they all lease here)."""
+        return time.monotonic() - self.last_used
 
     async def stop(self, reason: str) -> None:
-        task = self._start_task
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        async with self._lock:
-            if self.state is ServerState.READY:
-                await self._terminate(reason)
-            elif self.state is ServerState.FAILED:
-                self._transition(ServerState.STOPPED, reason)
+        """Stop the server (a start in progress is cancelled); return once it is stopped."""
+        start = self._start_task
+        if start is not None and not start.done():
+            start.cancel()
+            await asyncio.gather(start, return_exceptions=True)
+        if self.state is ServerState.FAILED:
+            self._transition(ServerState.FAILED, ServerState.STOPPED, reason)
+        # Leaving `ready` here, in the caller's own step, closes the gap in which a request could
+        # lease a server that an eviction or an idle stop has already chosen to stop.
+        elif self._transition(ServerState.READY, ServerState.STOPPING, reason):
+            self._stop_task = asyncio.create_task(self._terminate(), name=f"stop {self.name}")
+        if self._stop_task is not None:
+            await asyncio.shield(self._stop_task)
 
-    async def check_alive(self) -> None:
-        """Notice a server that died while ready (called by the launcher's monitor)."""
-        if self.state is ServerState.READY and not self._alive():
-            await self._mark_crashed()
+    async def check_alive(self, probe_port: bool = False) -> None:
+        """Notice a ready server whose process is gone or, with probe_port (after a failed request, and
+        always for a server we didn't spawn), whose port refuses connections."""
+        if self.state is not ServerState.READY:
+            return
+        why = None if self._alive() else self._why_gone()
+        if why is None and (probe_port or self._proc is None) and not await self._port_open():
+            why = f"port {self.spec.port} refuses connections"
+        if why is not None:
+            await self._mark_failed(why)
 
     def status(self) -> ServerStatus:
-        now = time.monotonic()
         return ServerStatus(
             name=self.name,
             state=self.state.value,
             pid=self._pid,
             port=self.spec.port,
             owned=self.owned,
-            uptime_s=self._uptime(now),
+            uptime_s=self._uptime(),
             idle_s=round(self.idle_for(), 1) if self.is_ready else None,
             inflight=self.inflight,
             rss_gib=_group_rss_gib(self._pgid) if self._pgid and self.is_ready else None,
             last_error=self.last_error,
         )
 
-    def _uptime(self, now: float) -> float | None:
-        if not self.is_ready:
-            return None
-        if self._pid is not None:
-            try:
-                return round(time.time() - psutil.Process(self._pid).create_time(), 1)
-            except psutil.Error:
-                pass
-        return round(now - self._ready_at, 1) if self._ready_at else None
+    def kill_now(self) -> None:
+        """Interpreter-exit safety net: SIGKILL an owned group without the event loop."""
+        if self.owned and self._pgid is not None:
+            process_group.kill_group_now(self._pgid)
 
-    # ---- lifecycle internals --------------------------------------------------------------
+    # ---- the state machine ----------------------------------------------------------------
 
-    def _transition(self, new: ServerState, detail: str = "") -> None:
-        old = self.state
-        if new not in _ALLOWED[old]:
-            raise RuntimeError(f"{self.name}: illegal transition {old.value} -> {new.value}")
+    def _transition(self, expected: ServerState, new: ServerState, detail: str = "") -> bool:
+        """Move from `expected` to `new`; False (and nothing changes) if the state isn't `expected`."""
+        if (expected, new) not in LEGAL_TRANSITIONS:
+            raise IllegalTransition(f"{self.name}: {expected.value} -> {new.value} is not a legal transition")
+        if self.state is not expected:
+            return False
         self.state = new
         if new is ServerState.READY:
-            self._ready_at = time.monotonic()
-            self.last_used = time.monotonic()
-        log.info("%s: %s -> %s%s", self.name, old.value, new.value, f" ({detail})" if detail else "")
+            self._ready_at = self.last_used = time.monotonic()
+        log.info("%s: %s -> %s%s", self.name, expected.value, new.value, f" ({detail})" if detail else "")
         self._write_state_file()
+        if self._on_change is not None:
+            self._on_change(self)
+        return True
+
+    def _begin_start(self) -> asyncio.Task[None]:
+        """The one start task, created if none is running: ensure_ready and start_in_background share it."""
+        if self._start_task is not None and not self._start_task.done():
+            return self._start_task
+        if not self.spec.auto_start:
+            raise ServerUnavailable(self.name, "auto_start is false and the server is not running")
+        if self.state is ServerState.FAILED and time.monotonic() < self._retry_at:
+            wait = self._retry_at - time.monotonic()
+            raise ServerUnavailable(self.name, f"{self.last_error} (next start allowed in {wait:.0f}s)")
+        expected = self.state
+        if expected not in (ServerState.STOPPED, ServerState.FAILED) or not self._transition(expected, ServerState.STARTING):
+            raise ServerUnavailable(self.name, f"cannot start while {self.state.value}")
+        task = asyncio.create_task(self._start(), name=f"start {self.name}")
+        task.add_done_callback(_retrieve)
+        self._start_task = task
+        return task
+
+    async def _await_start(self, task: asyncio.Task[None]) -> None:
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and not (current is not None and current.cancelling()):
+                raise ServerUnavailable(self.name, "stopped while starting") from None
+            raise
 
     async def _start(self) -> None:
-        async with self._lock:
-            self._transition(ServerState.STARTING)
-            try:
-                missing = missing_requirements(self.spec)
-                if missing:
-                    raise StartFailed("; ".join(missing))
-                async with self._cross_process_lock():
-                    if not await self._adopt_running():
-                        await self._prepare()
-                        if self._make_room:
-                            await self._make_room(self)
-                        self._spawn()
-                        await self._wait_until_ready()
-                self._failures = 0
-                self._transition(ServerState.READY, f"pid {self._pid}, port {self.spec.port}" + ("" if self.owned else ", adopted"))
-            except StartFailed as exc:
-                ended = await self._kill_spawned()
-                self._record_failure(exc.why)
-                self._transition(ServerState.FAILED, exc.why)
-                self._forget_process(group_ended=ended)
-                raise ServerUnavailable(self.name, exc.why, exc.log_tail) from None
-            except asyncio.CancelledError:
-                ended = await self._kill_spawned()
-                self._transition(ServerState.STOPPING, "start cancelled")
-                self._transition(ServerState.STOPPED)
-                self._forget_process(group_ended=ended)
-                raise
+        try:
+            if self._cleanup is not None:
+                await asyncio.shield(self._cleanup)
+            missing = missing_requirements(self.spec)
+            if missing:
+                raise StartFailed("; ".join(missing))
+            if not await self._adopt_running():
+                await self._prepare()
+                async with self._make_room(self):
+                    self._spawn()
+                await self._wait_until_ready()
+        except StartFailed as exc:
+            ended = await self._end_spawned()
+            self._record_failure(exc.why)
+            self._transition(ServerState.STARTING, ServerState.FAILED, exc.why)
+            self._forget_process(group_ended=ended)
+            raise ServerUnavailable(self.name, exc.why, exc.log_tail) from None
+        except asyncio.CancelledError:
+            ended = await self._end_spawned()
+            self._transition(ServerState.STARTING, ServerState.STOPPING, "start cancelled")
+            self._transition(ServerState.STOPPING, ServerState.STOPPED)
+            self._forget_process(group_ended=ended)
+            raise
+        self._failures = 0
+        self._transition(ServerState.STARTING, ServerState.READY, f"pid {self._pid}, port {self.spec.port}" + ("" if self.owned else ", adopted"))
+
+    async def _terminate(self) -> None:
+        pgid, proc = self._pgid, self._proc
+        if pgid is not None:
+            killed = await process_group.terminate_group(pgid, STOP_GRACE_S, proc)
+            if killed:
+                log.warning("%s: did not stop within %.0fs of SIGTERM; killed", self.name, STOP_GRACE_S)
+        self._leases.clear()
+        # Adopted servers too: whoever spawned it, its whole group is gone now.
+        self._forget_process(group_ended=pgid is not None)
+        self._transition(ServerState.STOPPING, ServerState.STOPPED)
+
+    async def _mark_failed(self, why: str) -> None:
+        """A ready server that crashed or stopped answering: failed, its leftovers stopped; the next
+        request starts it again."""
+        if self.state is not ServerState.READY:
+            return  # someone else noticed first
+        if self._ready_at is not None and time.monotonic() - self._ready_at > _STABLE_AFTER_S:
+            self._failures = 0  # it ran long enough: this is not a crash loop
+        self._record_failure(why)  # before the transition, whose listeners report last_error
+        pgid, proc, owned = self._pgid, self._proc, self.owned
+        self._transition(ServerState.READY, ServerState.FAILED, why)
+        self._leases.clear()
+        self._forget_process(group_ended=False)
+        if owned and pgid is not None:
+            # The next start waits for this: a dying server may still hold the port and answer health.
+            self._cleanup = asyncio.create_task(self._end_group(pgid, proc), name=f"clean up {self.name}")
+            await asyncio.shield(self._cleanup)
+
+    async def _end_group(self, pgid: int, proc: subprocess.Popen[bytes] | None) -> None:
+        await process_group.terminate_group(pgid, STOP_GRACE_S, proc)
+        shutil.rmtree(self._paths.tmp_dir(self.name, create=False), ignore_errors=True)
+
+    def _record_failure(self, why: str) -> None:
+        self.last_error = why
+        self._failures += 1
+        backoff = 0.0 if self._failures <= 1 else min(2.0 ** (self._failures - 1), _MAX_BACKOFF_S)
+        self._retry_at = time.monotonic() + backoff
+
+    # ---- starting -------------------------------------------------------------------------
 
     async def _prepare(self) -> None:
         pending = provision.pending_preparation(self.spec)
@@ -362,7 +443,7 @@ class ModelServer:
             return False
 
     async def _adopt_running(self) -> bool:
-        """Use a healthy server already on the port (another worker's, or started by hand)."""
+        """Use a healthy server already on the port (started by `llm-router start`, or by hand)."""
         async with httpx.AsyncClient(base_url=self.spec.base_url, timeout=2.0) as client:
             try:
                 await client.get(self.spec.health_path)
@@ -385,55 +466,10 @@ class ModelServer:
         self._proc, self.owned = None, False
         return True
 
-    @asynccontextmanager
-    async def _cross_process_lock(self) -> AsyncIterator[None]:
-        path = self._paths.lock_file(self.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    await asyncio.sleep(READINESS_POLL_S)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
+    # ---- processes ------------------------------------------------------------------------
 
-    async def _mark_crashed(self) -> None:
-        async with self._lock:
-            if self.state is not ServerState.READY or self._alive():
-                return
-            code = self._proc.poll() if self._proc else None
-            why = f"server exited with code {code} while ready" if code is not None else "server process is gone"
-            stable = self._ready_at is not None and time.monotonic() - self._ready_at > _STABLE_AFTER_S
-            if stable:
-                self._failures = 0
-            self._record_failure(why)
-            self._leases.clear()
-            ended = await self._kill_spawned()
-            self._transition(ServerState.FAILED, why)
-            self._forget_process(group_ended=ended)
-
-    def _record_failure(self, why: str) -> None:
-        self.last_error = why
-        self._failures += 1
-        backoff = 0.0 if self._failures <= 1 else min(2.0 ** (self._failures - 1), _MAX_BACKOFF_S)
-        self._retry_at = time.monotonic() + backoff
-
-    async def _terminate(self, reason: str) -> None:
-        self._transition(ServerState.STOPPING, reason)
-        if self._pgid is not None:
-            killed = await process_group.terminate_group(self._pgid, STOP_GRACE_S, self._proc)
-            if killed:
-                log.warning("%s: did not stop within %.0fs of SIGTERM; killed", self.name, STOP_GRACE_S)
-        self._transition(ServerState.STOPPED)
-        # Adopted servers too: whoever spawned it, its whole group is gone now.
-        self._forget_process(group_ended=self._pgid is not None)
-
-    async def _kill_spawned(self) -> bool:
-        """Stop the group we spawned (a failed or cancelled start, a crash's leftovers); False if we spawned none."""
+    async def _end_spawned(self) -> bool:
+        """Stop the group we spawned (a failed or cancelled start); False if we spawned none."""
         if self._proc is None or self._pgid is None:
             return False
         await process_group.terminate_group(self._pgid, STOP_GRACE_S, self._proc)
@@ -448,32 +484,43 @@ class ModelServer:
         self._pid = self._pgid = None
         self.owned = False
 
-    def kill_now(self) -> None:
-        """Interpreter-exit safety net: SIGKILL an owned group without the event loop."""
-        if self.owned and self._pgid is not None:
-            process_group.kill_group_now(self._pgid)
-
     def _alive(self) -> bool:
         if self._proc is not None:
             return self._proc.poll() is None
         if self._pid is not None:
-            return psutil.pid_exists(self._pid)
-        return True  # adopted without a known pid: the request itself will tell
+            try:
+                return psutil.Process(self._pid).status() != psutil.STATUS_ZOMBIE
+            except psutil.Error:
+                return False
+        return True  # adopted without a known pid: the port probe will tell
+
+    def _why_gone(self) -> str:
+        code = self._proc.poll() if self._proc else None
+        return f"server exited with code {code} while ready" if code is not None else "server process is gone"
+
+    async def _port_open(self) -> bool:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(self.spec.host, self.spec.port), _PROBE_TIMEOUT_S)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        return True
+
+    def _uptime(self) -> float | None:
+        if not self.is_ready:
+            return None
+        if self._pid is not None:
+            try:
+                return round(time.time() - psutil.Process(self._pid).create_time(), 1)
+            except psutil.Error:
+                pass
+        return round(time.monotonic() - self._ready_at, 1) if self._ready_at else None
 
     def _tail(self) -> str:
         return process_group.log_tail(self._paths.log_file(self.name), self._log_offset)
 
-    def _touch(self) -> None:
-        self.last_used = time.monotonic()
-        path = self._paths.used_file(self.name)
-        try:
-            os.utime(path)
-        except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
-
     def _write_state_file(self) -> None:
-        """Shared with other workers and the CLI; written only by whoever knows the process."""
+        """For the next owner, which adopts a server that outlived us; written only while we know the process."""
         if self._pid is None:
             return
         path = self._paths.state_file(self.name)
@@ -489,6 +536,12 @@ class ModelServer:
             return json.loads(self._paths.state_file(self.name).read_text())
         except (FileNotFoundError, ValueError):
             return {}
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """A start nobody awaits (start_in_background) still has its outcome consumed; it is in state and last_error."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _group_rss_gib(pgid: int) -> float | None:

@@ -11,14 +11,16 @@ it hands LiteLLM), and puts a door in front of every request:
 
 LiteLLM is composed, not patched: requests for our paths go to our FastAPI app, everything else
 to LiteLLM's. The lifespan is LiteLLM's: after its startup the proxy hooks that can't act here are
-taken off (llm_router/inert_hooks.py) and the launcher's monitor starts; after its shutdown every
-server we started is stopped.
+taken off (llm_router/inert_hooks.py) and the worker connects to the machine's owner of local model
+servers (launchers/owner.py, which `serve` runs in its main process); after its shutdown it
+disconnects, ending its leases.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from router_config import environment
@@ -64,34 +66,38 @@ class GatewayApp:
             await self._websocket(scope, receive, send)
             return
         route = classify(scope["method"], scope["path"])
+        with logs.request_scope() as settle:
+            answer = _Answer(send, scope, route, settle)
+            try:
+                await self._handle(scope, receive, route, answer)
+            except Exception:
+                # Our own bug, or LiteLLM's, which its app raises again after its plain-text 500: logged
+                # here, once, with its traceback; the client gets a JSON 500 unless an answer has begun.
+                log.exception("failed on %s %r (key %s)", scope["method"], scope["path"], answer.caller_name)
+                if not answer.started:
+                    await _send_error(answer.send, ApiError(500, _FAILED), route)
+
+    async def _handle(self, scope: Scope, receive: Any, route: Route, answer: _Answer) -> None:
         caller: Caller | None = None
         try:
-            caller = self._admit(scope, route)
+            caller = answer.caller = self._admit(scope, route)
             body = await self._read_body(scope, receive) if scope["method"] in _BODY_METHODS else None
-            parsed = parse_body(body, route.operation, route.model is not None) if body is not None else None
+            parsed = parse_body(body, route.operation, route.model) if body is not None else None
             if caller is not None and caller.is_team and route.access is Access.INFERENCE:
                 self._gateway.access.check_request(caller, route, self._named_group(route, parsed))
             if route.operation is Operation.COUNT_TOKENS and parsed is not None and caller is not None:
                 body = self._route_count_tokens(body, parsed, caller)
         except _BodyTooLarge:
             limit_mb = self._max_body / 2**20
-            await self._refuse(send, scope, route, caller, ApiError(413, f"Request body is larger than the {limit_mb:g} MB limit.", "request_body"))
+            await answer.refuse(ApiError(413, f"Request body is larger than the {limit_mb:g} MB limit.", "request_body"))
             return
         except ApiError as exc:
-            await self._refuse(send, scope, route, caller, exc)
+            await answer.refuse(exc)
             return
         scope.setdefault("state", {})[CALLER_STATE] = caller
         replay = receive if body is None else _replay(body, receive)
-        if endpoints.is_ours(scope["path"]):
-            await self._ours(scope, replay, send)
-        else:
-            await self._litellm(scope, replay, _json_errors(send, route))
-
-    @staticmethod
-    async def _refuse(send: Any, scope: Scope, route: Route, caller: Caller | None, error: ApiError) -> None:
-        # One line per refused request: never the body (it may hold a prompt), never a key.
-        log.info("refused %s %r (key %s): %d %s", scope["method"], scope["path"], caller.name if caller else "-", error.status, error.message)
-        await _send_error(send, error, route)
+        app = self._ours if endpoints.is_ours(scope["path"]) else self._litellm
+        await app(scope, replay, answer.send)
 
     def _admit(self, scope: Scope, route: Route) -> Caller | None:
         if route.access is Access.PUBLIC:
@@ -175,28 +181,76 @@ async def _send_error(send: Any, error: ApiError, route: Route) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-def _json_errors(send: Any, route: Route) -> Any:
-    """LiteLLM answers some failures with a plain-text 500 (its error path imports a database module we
-    don't install): the client gets the same status as a JSON error in its API's format."""
-    rewriting = False
+_FAILED = "The gateway failed to handle this request; the cause is in its log."
+# Enough of a 4xx answer's body to read its message for the log line.
+_ERROR_BODY_LIMIT = 64 * 1024
 
-    async def wrapped(message: dict[str, Any]) -> None:
-        nonlocal rewriting
-        if message["type"] == "http.response.start" and message["status"] >= 500:
-            content_type = dict(message.get("headers") or []).get(b"content-type", b"")
-            if not content_type.startswith(b"application/json") and not content_type.startswith(b"text/event-stream"):
-                rewriting = True
-                error = ApiError(message["status"], "The gateway failed to handle this request; the cause is in its log.")
-                payload = error.body(route.api)
-                headers = [*error.headers(), (b"content-length", str(len(payload)).encode())]
-                await send({"type": "http.response.start", "status": message["status"], "headers": headers})
-                await send({"type": "http.response.body", "body": payload})
+
+class _Answer:
+    """The answer to one HTTP request as it goes out, whoever makes it: the door, our endpoints or LiteLLM.
+
+    Its status settles what the request logs (llm_router/logs.py). A 4xx is logged as one line:
+    method, path, key name, status and message, never the body (it may hold a prompt) or a key. A
+    plain-text 5xx (LiteLLM's error path imports a database module we don't install; a FastAPI app's
+    own 500 page) goes out as a JSON error in the caller's API format, with the same status."""
+
+    def __init__(self, send: Any, scope: Scope, route: Route, settle: Callable[[int | None], None]) -> None:
+        self._send = send
+        self._scope = scope
+        self._route = route
+        self._settle = settle
+        self.caller: Caller | None = None
+        self.started = False
+        self._status = 0
+        self._replaced = False
+        self._logged = False
+        self._error_body = b""
+
+    @property
+    def caller_name(self) -> str:
+        return self.caller.name if self.caller else "-"
+
+    async def refuse(self, error: ApiError) -> None:
+        """The door's own refusal."""
+        self._log(error.status, error.message)
+        await _send_error(self.send, error, self._route)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.started, self._status = True, message["status"]
+            self._settle(self._status)
+            if self._status >= 500 and not _is_json_or_stream(message):
+                self._replaced = True
+                await _send_error(self._send, ApiError(self._status, _FAILED), self._route)
                 return
-        if rewriting:
-            return  # the plain-text body it replaced
-        await send(message)
+        elif message["type"] == "http.response.body":
+            if self._replaced:
+                return  # the plain-text body it replaced
+            if 400 <= self._status < 500 and not self._logged:
+                self._error_body = (self._error_body + message.get("body", b""))[:_ERROR_BODY_LIMIT]
+                if not message.get("more_body"):
+                    self._log(self._status, _error_message(self._error_body))
+        await self._send(message)
 
-    return wrapped
+    def _log(self, status: int, message: str) -> None:
+        self._logged = True
+        log.info("refused %s %r (key %s): %d %s", self._scope["method"], self._scope["path"], self.caller_name, status, message)
+
+
+def _is_json_or_stream(start: dict[str, Any]) -> bool:
+    content_type = dict(start.get("headers") or []).get(b"content-type", b"")
+    return content_type.startswith((b"application/json", b"text/event-stream"))
+
+
+def _error_message(body: bytes) -> str:
+    """The first line of an error answer's message, in OpenAI's, Anthropic's or FastAPI's shape; or ''."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return ""
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    message = error.get("message") if isinstance(error, dict) else parsed.get("detail") if isinstance(parsed, dict) else None
+    return str(message).strip().split("\n", 1)[0][:300] if message else ""
 
 
 def _lifespan_send(gateway: Gateway, send: Any) -> Any:
@@ -204,9 +258,9 @@ def _lifespan_send(gateway: Gateway, send: Any) -> Any:
         if message["type"] == "lifespan.startup.complete":
             removed = inert_hooks.remove()
             log.info("LiteLLM proxy hooks with nothing to enforce here, turned off: %s", ", ".join(removed) or "none")
-            gateway.launcher.start_monitor()
+            gateway.servers.start()
         elif message["type"] == "lifespan.shutdown.complete":
-            await gateway.launcher.shutdown()
+            await gateway.servers.close()
         await send(message)
 
     return wrapped

@@ -10,7 +10,6 @@ import json
 import os
 import socket
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from router_config import environment
@@ -97,8 +96,19 @@ def _serve(args: argparse.Namespace) -> int:
     environment.apply_defaults()
     import uvicorn
 
+    from launchers.owner import OwnerThread
+    from llm_router import logs
+
+    # One owner of the machine's model servers, in this process, whatever the number of workers;
+    # it logs to the same places as the workers.
+    logs.configure(_runtime_paths(config).log_dir, config.secrets)
+    owner = OwnerThread(lambda: _launcher(config, servers_outlive_us=False), _runtime_paths(config))
+    owner.start()
     print(f"llm-router: serving on http://{args.host}:{args.port}/v1 (config {config.path})", file=sys.stderr)
-    uvicorn.run("llm_router.app:app", host=args.host, port=args.port, workers=args.workers, **serving_options())
+    try:
+        uvicorn.run("llm_router.app:app", host=args.host, port=args.port, workers=args.workers, **serving_options())
+    finally:
+        owner.stop()  # after the workers: their in-flight requests finished on running servers
     return 0
 
 
@@ -176,14 +186,29 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _launcher(config: GatewayConfig):  # type: ignore[no-untyped-def]
-    from launchers.manager import Launcher
-    from launchers.server import RuntimePaths
+def _runtime_paths(config: GatewayConfig):  # type: ignore[no-untyped-def]
+    from launchers.paths import RuntimePaths
 
     s = config.settings
-    paths = RuntimePaths(config.resolve_path(s.state_dir), config.resolve_path(s.log_dir))
-    # Servers started from the command line outlive it: the gateway adopts them.
-    return Launcher(config.local_specs().values(), s.memory_budget, paths, stop_on_exit=False)
+    return RuntimePaths(config.resolve_path(s.state_dir), config.resolve_path(s.log_dir))
+
+
+def _launcher(config: GatewayConfig, servers_outlive_us: bool):  # type: ignore[no-untyped-def]
+    from launchers.manager import Launcher
+
+    return Launcher(config.local_specs().values(), config.settings.memory_budget, _runtime_paths(config), servers_outlive_us)
+
+
+def _with_owner(config: GatewayConfig, action):  # type: ignore[no-untyped-def]
+    """Run `action(client)` against the machine's owner: the gateway's, or this command for as long
+    as it runs, whose servers then outlive it (the next gateway adopts them)."""
+    from launchers.owner import machine_owner
+
+    async def run():  # type: ignore[no-untyped-def]
+        async with machine_owner(lambda: _launcher(config, servers_outlive_us=True), _runtime_paths(config), list(config.local_specs())) as client:
+            return await action(client)
+
+    return asyncio.run(run())
 
 
 def _server_names(config: GatewayConfig, model: str | None, every: bool) -> list[str]:
@@ -199,20 +224,18 @@ def _start(args: argparse.Namespace) -> int:
     from launchers.server import ServerUnavailable
 
     config = load_config(args.config)
-    launcher = _launcher(config)
     (name,) = _server_names(config, args.model, False)
 
-    async def run() -> int:
-        await _attach_all(launcher)
+    async def start(client) -> int:  # type: ignore[no-untyped-def]
         try:
-            await launcher.server(name).ensure_ready()
+            status = await client.start_server(name)
         except ServerUnavailable as exc:
             print(f"llm-router: {exc}", file=sys.stderr)
             return 1
-        print(f"{name}: ready on port {launcher.server(name).spec.port}")
+        print(f"{name}: ready on port {status['port']}")
         return 0
 
-    return asyncio.run(run())
+    return _with_owner(config, start)
 
 
 def _stop(args: argparse.Namespace) -> int:
@@ -220,21 +243,19 @@ def _stop(args: argparse.Namespace) -> int:
     if not args.model and not args.all:
         print("llm-router: name a model or pass --all", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    launcher = _launcher(config)
     names = _server_names(config, args.model, args.all)
 
-    async def run() -> None:
-        await _attach_all(launcher)
+    async def stop(client) -> int:  # type: ignore[no-untyped-def]
+        running = {s["name"] for s in await client.statuses() if s["state"] != "stopped"}
         for name in names:
-            server = launcher.server(name)
-            if server.is_ready:
-                await server.stop("stopped by an operator")
+            if name in running:
+                await client.stop_server(name, "stopped by an operator")
                 print(f"{name}: stopped")
             else:
                 print(f"{name}: not running")
+        return 0
 
-    asyncio.run(run())
-    return 0
+    return _with_owner(config, stop)
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -258,21 +279,19 @@ def _prepare(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    launcher = _launcher(config)
-    asyncio.run(_attach_all(launcher))
-    statuses = [asdict(s) for s in launcher.statuses()]
+
+    async def statuses(client) -> list[dict]:  # type: ignore[no-untyped-def]
+        return await client.statuses()
+
+    found = _with_owner(config, statuses)
     if args.json:
-        print(json.dumps({"servers": statuses}, indent=2))
+        print(json.dumps({"servers": found}, indent=2))
         return 0
     print(f"{'MODEL':<22}{'STATE':<10}{'PID':>8}{'PORT':>7}{'UPTIME':>9}{'IDLE':>8}{'RSS GiB':>9}  LAST ERROR")
-    for s in statuses:
+    for s in found:
         print(f"{s['name']:<22}{s['state']:<10}{s['pid'] or '-':>8}{s['port']:>7}{_secs(s['uptime_s']):>9}"
               f"{_secs(s['idle_s']):>8}{s['rss_gib'] or '-':>9}  {s['last_error'] or ''}")
     return 0
-
-
-async def _attach_all(launcher) -> None:  # type: ignore[no-untyped-def]
-    await asyncio.gather(*(server.attach() for server in launcher.servers.values()))
 
 
 def _secs(value: float | None) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from router_config.environment import CONFIG_ENV
+from router_config.environment import CONFIG_ENV, MASTER_KEY_ENV
 from router_config.problems import ConfigError, ConfigProblem, from_validation_error, read_mapping
 from router_config.spec import LaunchSpec, load_spec
 
@@ -172,6 +172,13 @@ class GatewayConfig:
 
     def local_specs(self) -> dict[str, LaunchSpec]:
         return {d.launch_spec.name: d.launch_spec for d in self.deployments if d.launch_spec}
+
+    def secrets(self) -> list[str]:
+        """The secret values set in this environment (the master key, every deployment's API key), to keep
+        out of logs and responses."""
+        names = {MASTER_KEY_ENV, "LITELLM_MASTER_KEY", *_PROVIDER_KEY_ENV.values()}
+        names |= {d.key_env for d in self.deployments if d.key_env}
+        return [v for v in (os.environ.get(n) for n in names) if v and len(v) >= 6]
 
     def resolve_path(self, relative: str) -> Path:
         p = Path(relative)

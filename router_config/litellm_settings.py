@@ -40,6 +40,9 @@ def litellm_config(config: GatewayConfig) -> dict[str, Any]:
     # on routes our hooks don't see.
     router_settings = raw.get("router_settings") or {}
     router_settings["model_group_alias"] = dict(config.aliases)
+    # LiteLLM falls back to another group when an upstream answers 400 (its default): a request the
+    # client got wrong would then be sent again, to another backend. The client gets the 400 instead.
+    router_settings.setdefault("fallback_on_unsupported_params", False)
     raw["router_settings"] = router_settings
     for entry, deployment in zip(raw["model_list"], config.deployments):
         info = entry.get("model_info") or {}

@@ -102,6 +102,9 @@ class LaunchSpec(BaseModel):
 
     system_prompt: str | None = None
     """Given to the model when a request brings no system prompt of its own (any engine)."""
+    fetch_media_urls: bool = False
+    """Let the server fetch images and files given by URL, from this machine. Off (default): such
+    requests go to a group whose provider fetches them, or get a 400 asking for inline data."""
 
     command: tuple[str, ...] | None = None
     """command: required. argv list with {host}, {port} and {model} placeholders; never run through a shell."""

@@ -1,4 +1,5 @@
-"""What each model group can take: images, tools. Declared in `model_info`, else LiteLLM's model map."""
+"""What each model group can take: images, tools, media by URL. Declared in `model_info` (or the
+launch spec), else LiteLLM's model map."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from router_config.gateway_config import Deployment, GatewayConfig
 class GroupCapabilities:
     vision: bool
     tools: bool
+    media_urls: bool
+    """Takes images and files by URL: a cloud provider fetches them on its side; a local server only
+    where its spec lets it fetch from this machine (`fetch_media_urls`)."""
 
 
 def group_capabilities(config: GatewayConfig) -> dict[str, GroupCapabilities]:
@@ -21,9 +25,14 @@ def group_capabilities(config: GatewayConfig) -> dict[str, GroupCapabilities]:
         group: GroupCapabilities(
             vision=all(_vision(d) for d in config.deployments_of(group)),
             tools=all(_tools(d) for d in config.deployments_of(group)),
+            media_urls=all(takes_media_urls(d) for d in config.deployments_of(group)),
         )
         for group in config.groups
     }
+
+
+def takes_media_urls(d: Deployment) -> bool:
+    return d.launch_spec is None or d.launch_spec.fetch_media_urls
 
 
 def _vision(d: Deployment) -> bool:

@@ -6,7 +6,13 @@
 - Messages: `system` (a string or blocks), and `messages` whose content holds `text`, `image`,
   `document`, `tool_use` and `tool_result` blocks (a tool result may hold images too).
 
-Nothing is decoded or fetched: an image counts the same whatever its size. Any JSON value is
+Nothing is decoded or fetched: an image counts the same whatever its size. What is noted is
+whether any image or file is given by URL rather than inline: whoever serves the request would
+fetch it, which a local server must not do unless its spec allows it. Files (chat `file`
+parts, Responses `input_file`, Messages `document` blocks with a base64, URL or file source,
+PDFs mostly) are neither images nor text we can read without decoding them, so they give no
+signal: they never send a request to vision and add nothing to its length. A `document` whose
+source is plain text (`text`, or `content` blocks) is read like any text. Any JSON value is
 accepted; what doesn't fit a shape is skipped.
 """
 
@@ -35,6 +41,8 @@ class Conversation:
     last_user_text: str
     wants_tools: bool
     """The request offers tools: only a model that can call them may serve it."""
+    remote_media: bool = False
+    """An image or file is given by URL: whoever serves the request fetches it."""
 
     @property
     def chars(self) -> int:
@@ -63,7 +71,7 @@ def read(body: dict[str, Any], shape: Shape) -> Conversation:
         reader.turn("system", body.get("system"))
         for message in _items(body.get("messages")):
             reader.turn(_role(message), message.get("content") if isinstance(message, dict) else None)
-    return Conversation(tuple(reader.turns), reader.images, reader.last_user_text, offers_tools(body, shape))
+    return Conversation(tuple(reader.turns), reader.images, reader.last_user_text, offers_tools(body, shape), reader.remote_media)
 
 
 def offers_tools(body: dict[str, Any], shape: Shape) -> bool:
@@ -76,6 +84,7 @@ class _Reader:
         self.turns: list[tuple[str, str]] = []
         self.images = 0
         self.last_user_text = ""
+        self.remote_media = False
 
     def turn(self, role: str, content: Any) -> None:
         texts: list[str] = []
@@ -99,15 +108,33 @@ class _Reader:
             kind = part.get("type")
             if not isinstance(kind, str):
                 continue
+            self.remote_media = self.remote_media or _by_url(part)
             if kind in _IMAGE_PARTS:
                 self.images += 1
             elif kind in _TEXT_PARTS and isinstance(part.get("text"), str):
                 texts.append(part["text"])
             elif kind == "tool_result":
                 self._collect(part.get("content"), texts, depth + 1)
-            elif kind == "document" and isinstance(part.get("source"), dict) and isinstance(part["source"].get("data"), str) \
-                    and part["source"].get("type") == "text":
-                texts.append(part["source"]["data"])
+            elif kind == "document" and isinstance(part.get("source"), dict):
+                source = part["source"]
+                if source.get("type") == "text" and isinstance(source.get("data"), str):
+                    texts.append(source["data"])
+                elif source.get("type") == "content":
+                    self._collect(source.get("content"), texts, depth + 1)
+
+
+def _by_url(part: dict[str, Any]) -> bool:
+    """Whether a content part names its image or file by a remote URL (rather than inline data or an id)."""
+    image = part.get("image_url")
+    file = part.get("file")
+    source = part.get("source")
+    candidates = (
+        image.get("url") if isinstance(image, dict) else image,
+        part.get("file_url"),
+        file.get("file_url") if isinstance(file, dict) else None,
+        source.get("url") if isinstance(source, dict) and source.get("type") == "url" else None,
+    )
+    return any(isinstance(url, str) and url.lower().startswith(("https://", "http://")) for url in candidates)
 
 
 def _items(value: Any) -> list[Any]:

@@ -95,23 +95,23 @@ def build_app(gateway: Gateway) -> FastAPI:
 
     @app.get("/v1/router/servers")
     async def servers() -> JSONResponse:
-        return JSONResponse({"servers": [asdict(s) for s in gateway.launcher.statuses()]})
+        try:
+            return JSONResponse({"servers": await gateway.servers.statuses()})
+        except ServerUnavailable as exc:
+            raise ApiError(503, exc.why) from None
 
     @app.post("/v1/router/servers/{name}/{action}")
     async def server_action(name: str, action: str) -> JSONResponse:
-        if name not in gateway.launcher.servers:
-            raise ApiError(404, f"No local model server named '{name}'. Known: {sorted(gateway.launcher.servers)}", "name")
-        server = gateway.launcher.server(name)
-        if action == "start":
-            try:
-                await server.ensure_ready()
-            except ServerUnavailable as exc:
-                raise ApiError(503, str(exc))
-        elif action == "stop":
-            await server.stop("stopped by an operator")
-        else:
-            raise ApiError(404, f"Unknown action '{action}'; use start or stop.", "action")
-        return JSONResponse(asdict(server.status()))
+        if name not in gateway.servers.names:
+            raise ApiError(404, f"No local model server named '{name}'. Known: {sorted(gateway.servers.names)}", "name")
+        try:
+            if action == "start":
+                return JSONResponse(await gateway.servers.start_server(name))
+            if action == "stop":
+                return JSONResponse(await gateway.servers.stop_server(name, "stopped by an operator"))
+        except ServerUnavailable as exc:
+            raise ApiError(503, str(exc)) from None
+        raise ApiError(404, f"Unknown action '{action}'; use start or stop.", "action")
 
     return app
 

@@ -1,7 +1,9 @@
-"""The gateway's runtime state in one worker process: config, router, keys, launcher.
+"""The gateway's runtime state in one worker process: config, router, keys, and the machine's model servers.
 
 Built once per worker by the app (llm_router/app.py) and handed to the hooks, the auth
-function and our endpoints, which all read it through this object.
+function and our endpoints, which all read it through this object. Local model servers belong
+to the machine's one owner (launchers/owner.py); a worker asks it through `servers` and reads
+the state it pushes.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ import os
 import time
 from dataclasses import dataclass
 
-from launchers import provision
-from launchers.manager import Launcher
+from launchers import budget, provision
+from launchers.owner_client import OwnerClient
+from launchers.paths import RuntimePaths
 from launchers.requirements import missing_requirements
-from launchers.server import RuntimePaths, ServerState
+from launchers.server import ServerState
 from router_config.environment import MASTER_KEY_ENV, worker_count
 from router_config.gateway_config import Deployment, GatewayConfig
 from router_plugins.access import FORBIDDEN, AccessPolicy, Caller
@@ -39,7 +42,7 @@ class Gateway:
         self.keys = KeyStore(config.resolve_path(s.keys_file)) if s.keys_file else None
         self.access = AccessPolicy(os.environ.get(MASTER_KEY_ENV) or None, self.keys, RateLimiter(worker_count()))
         self.paths = RuntimePaths(config.resolve_path(s.state_dir), config.resolve_path(s.log_dir))
-        self.launcher = Launcher(config.local_specs().values(), s.memory_budget, self.paths)
+        self.servers = OwnerClient(self.paths.owner_socket, list(config.local_specs()))
         self.requests = RequestLedger()
         self._availability: dict[str, tuple[float, str | None]] = {}
 
@@ -60,7 +63,7 @@ class Gateway:
         return reason
 
     def _unavailable_reason(self, group: str) -> str | None:
-        reasons = [self._deployment_problem(d) for d in self.config.deployments_of(group)]
+        reasons = [self.deployment_problem(d) for d in self.config.deployments_of(group)]
         if not reasons:
             return "no such model group"
         if any(r is None for r in reasons):
@@ -75,15 +78,16 @@ class Gateway:
 
         return available
 
-    def _deployment_problem(self, d: Deployment) -> str | None:
+    def deployment_problem(self, d: Deployment) -> str | None:
+        """Why this deployment can't serve on this machine right now (no key, no GPU, no weights...), or None."""
         if d.launch_spec is None:
             missing = d.missing_key()
             return f"{missing} is not set" if missing else None
         spec = d.launch_spec
-        if not spec.auto_start and not self.launcher.server(spec.name).is_ready:
+        if not spec.auto_start and not self.servers.view(spec.name).is_ready:
             return "auto_start is false and the server is not running"
         problems = missing_requirements(spec)
-        over_budget = self.launcher.fits_budget(spec)
+        over_budget = budget.never_fits(self.config.settings.memory_budget, spec)
         if over_budget:
             problems.append(f"memory budget: {over_budget}")
         return "; ".join(problems) or None
@@ -103,8 +107,8 @@ class Gateway:
             if missing:
                 return BackendHealth(False, "unconfigured", f"{missing} is not set")
             return BackendHealth(True, "configured", f"{d.provider} key present; not probed (no completions are sent)")
-        server = self.launcher.server(d.launch_spec.name)
-        problem = self._deployment_problem(d)
+        server = self.servers.view(d.launch_spec.name)
+        problem = self.deployment_problem(d)
         if server.state is ServerState.READY:
             return BackendHealth(True, "ready", f"port {d.launch_spec.port}")
         if problem:
@@ -122,6 +126,4 @@ class Gateway:
 
     def secrets(self) -> list[str]:
         """Values that must never appear in logs or responses."""
-        names = {MASTER_KEY_ENV, "LITELLM_MASTER_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"}
-        names |= {d.key_env for d in self.config.deployments if d.key_env}
-        return [v for v in (os.environ.get(n) for n in names) if v and len(v) >= 6]
+        return self.config.secrets()

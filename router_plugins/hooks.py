@@ -2,11 +2,14 @@
 
 `llm-router serve` registers them itself (router_config/litellm_settings.py):
 - `async_pre_call_hook` (once per request): content routing, and the key's allowlist for the
-  group routing picked.
+  group routing picked; a request whose every hop can't serve here (no key, no GPU...) gets its
+  one clear 503 at once, marked not worth retrying.
 - `async_pre_call_deployment_hook` (every attempt, fallback hops and every route included): the
-  key's allowlist for this deployment; fail fast on a missing cloud key; make sure a local
-  deployment's server is running.
-- failure/success events: release the server lease, remember why each attempt failed.
+  key's allowlist for this deployment; a hop that can't serve fails over without an HTTP call
+  and without a retry; make sure a local deployment's server is running (asking the machine's
+  owner, which leases it to this request).
+- failure/success events: release the lease, remember why each attempt failed, have the owner
+  check a local server that failed a request.
 - `async_post_call_failure_hook`: one clear 502/503 (or 403) naming every backend tried.
 - `async_post_call_response_headers_hook`: x-llm-router-model / x-llm-router-reason.
 
@@ -25,7 +28,7 @@ from urllib.parse import quote
 import litellm
 from fastapi import HTTPException
 from litellm.integrations.custom_logger import CustomLogger
-from litellm.proxy._types import UserAPIKeyAuth
+from litellm.proxy._types import ProxyException, UserAPIKeyAuth
 
 from launchers.server import ServerUnavailable
 from router_config.gateway_config import Deployment
@@ -35,8 +38,8 @@ from router_plugins.errors import ApiError
 from router_plugins.gateway import Gateway
 from router_plugins.ledger import Attempt, Decision
 from router_plugins.redaction import redact
-from router_plugins.conversation import Shape, offers_tools
-from router_plugins.routing import CANNOT_CALL_TOOLS
+from router_plugins.conversation import Shape
+from router_plugins.routing import RoutingDecision
 
 log = logging.getLogger("llm_router.hooks")
 
@@ -52,6 +55,8 @@ class BackendUnavailable(Exception):
     """Raised from the deployment hook so LiteLLM moves to the next fallback without an HTTP call."""
 
     status_code = 503
+    num_retries = 0
+    """LiteLLM's router reads an exception's num_retries: this hop can't serve, so trying it again can't help."""
 
 
 class RouterHooks(CustomLogger):
@@ -67,18 +72,34 @@ class RouterHooks(CustomLogger):
         gw = self._gateway
         if shape is None:
             if call_type in _EXPLICIT_ONLY_CALL_TYPES and gw.router.is_content_routed(data.get("model")):
-                raise HTTPException(400, f"'{data.get('model') or ''}' is routed by content on chat completions, responses and "
-                                         "messages only; name a model here.")
+                raise _raised(ApiError(400, f"'{data.get('model') or ''}' is routed by content on chat completions, responses "
+                                                     "and messages only; name a model here.", "model"))
             return data
         caller = self._auth.caller_of(user_api_key_dict)
         try:
             decision = gw.router.decide(data, shape, gw.availability_for(caller))
             gw.access.check_group(caller, decision.model)
+            self._check_chain_can_serve(decision, data, shape, caller)
         except ApiError as exc:
-            raise HTTPException(exc.status, exc.message)
+            raise _raised(exc) from None
         data["model"] = decision.model
         gw.requests.decided(_request_id(data), Decision(decision.model, decision.reason))
         return data
+
+    def _check_chain_can_serve(self, decision: RoutingDecision, data: dict, shape: Shape, caller: Any) -> None:
+        """A request whose every hop can't serve here gets its one clear error now, without trying any."""
+        gw = self._gateway
+        if decision.model not in gw.config.groups:
+            return  # a name nobody configured: LiteLLM's own 400 lists the names it knows
+        available = gw.availability_for(caller)
+        reasons = []
+        for group in (decision.model, *decision.fallbacks):
+            why = available(group) or gw.router.misfit(group, data, shape)
+            if why is None:
+                return
+            reasons.append(f"{group}: {why}")
+        message = redact(f"No backend can serve this request here. {'; '.join(reasons)}", gw.secrets())
+        raise ApiError(503, message, kind="backend_unavailable", retryable=False)
 
     # ---- every attempt ---------------------------------------------------------------------
 
@@ -94,35 +115,45 @@ class RouterHooks(CustomLogger):
             raise BackendUnavailable(refused)
         if deployment is None:
             return kwargs  # a call that names no deployment of ours (files, batches)
-        if offers_tools(kwargs, Shape.CHAT) and not gw.router.can_call_tools(deployment.group):
-            gw.requests.attempted(request_id, Attempt(deployment.group, CANNOT_CALL_TOOLS, unavailable=True))
-            raise BackendUnavailable(CANNOT_CALL_TOOLS)
-        try:
-            if deployment.launch_spec is not None:
+        why = self._why_not(deployment, kwargs, _shape_of(call_type), request_id)
+        if why is None and deployment.launch_spec is not None:
+            try:
                 await self._ensure_local(kwargs, call_type, deployment, request_id)
-            else:
-                _check_cloud_key(kwargs, deployment)
-        except (ServerUnavailable, BackendUnavailable) as exc:
-            why = exc.why if isinstance(exc, ServerUnavailable) else str(exc)
+            except ServerUnavailable as exc:
+                why = exc.why
+        if why is not None:
             gw.requests.attempted(request_id, Attempt(deployment.group, why, unavailable=True))
-            raise
+            raise BackendUnavailable(why)
         return kwargs
+
+    def _why_not(self, deployment: Deployment, kwargs: dict, shape: Shape, request_id: str) -> str | None:
+        """Why this attempt can't be made, found without a network call or a start; None to go ahead."""
+        gw = self._gateway
+        misfit = gw.router.misfit(deployment.group, kwargs, shape)
+        if misfit is not None:
+            return misfit
+        problem = gw.deployment_problem(deployment)
+        if problem is not None:
+            return problem
+        if deployment.launch_spec is not None and gw.requests.failed_on(request_id, deployment.group):
+            # A local server that failed this request once (it died, or stopped answering) is not
+            # tried again for it: the request falls over, and the next one starts the server again.
+            return "failed on this request"
+        return None
 
     async def _ensure_local(self, kwargs: dict, call_type: Any, deployment: Deployment, request_id: str) -> None:
         gw = self._gateway
-        assert deployment.launch_spec is not None
-        name = deployment.launch_spec.name
-        server = gw.launcher.server(name)
-        if not server.is_ready and server.spec.cold_start == "fallback":
+        spec = deployment.launch_spec
+        assert spec is not None
+        if spec.cold_start == "fallback" and not gw.servers.view(spec.name).is_ready:
             decision = gw.requests.decision(request_id)
             content_routed = decision is not None and decision.reason != "explicit"
             if content_routed and gw.config.fallback_chain(deployment.group):
-                server.start_in_background()
-                raise ServerUnavailable(name, "cold; starting in the background while a fallback serves this request")
-        await server.ensure_ready()
-        server.lease(request_id)
-        if deployment.launch_spec.system_prompt:
-            _give_system_prompt(kwargs, call_type, deployment.launch_spec.system_prompt)
+                await gw.servers.start_in_background(spec.name)
+                raise ServerUnavailable(spec.name, "cold; starting in the background while a fallback serves this request")
+        await gw.servers.ensure_ready(spec.name, lease=request_id)
+        if spec.system_prompt:
+            _give_system_prompt(kwargs, call_type, spec.system_prompt)
 
     # ---- attempt and request outcomes ------------------------------------------------------
 
@@ -130,14 +161,17 @@ class RouterHooks(CustomLogger):
         gw = self._gateway
         request_id = _request_id(request_data)
         self._release(request_data)
-        if isinstance(original_exception, (ServerUnavailable, BackendUnavailable)):
+        if isinstance(original_exception, BackendUnavailable):
             return
         deployment = gw.config.deployment(str((request_data.get("model_info") or {}).get("id")))
         reason = _short_reason(original_exception)
         group = deployment.group if deployment else "this request"
         gw.requests.attempted(request_id, Attempt(group, reason, unavailable=reason.startswith("rate limited")))
         if deployment is not None and deployment.launch_spec is not None:
-            await gw.launcher.server(deployment.launch_spec.name).check_alive()
+            try:
+                await gw.servers.check_alive(deployment.launch_spec.name)
+            except ServerUnavailable:
+                pass  # the owner is unreachable: the next request says so
 
     async def async_log_success_event(self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any) -> None:
         self._release(kwargs)
@@ -146,9 +180,7 @@ class RouterHooks(CustomLogger):
         self._release(kwargs)
 
     def _release(self, kwargs: dict) -> None:
-        request_id = _request_id(kwargs)
-        for server in self._gateway.launcher.servers.values():
-            server.release(request_id)
+        self._gateway.servers.release(_request_id(kwargs))
 
     async def async_post_call_failure_hook(
         self, request_data: dict, original_exception: Exception, user_api_key_dict: Any, traceback_str: str | None = None
@@ -156,16 +188,17 @@ class RouterHooks(CustomLogger):
         gw = self._gateway
         attempts = gw.requests.finish(_request_id(request_data)).attempts
         status = getattr(original_exception, "status_code", None)
-        if isinstance(original_exception, HTTPException) or not attempts:
+        if isinstance(original_exception, (HTTPException, ProxyException)) or not attempts:
             return None
         if isinstance(status, int) and status not in _BACKEND_FAILURE_STATUSES and status < 500:
             return None
         if all(a.why == FORBIDDEN for a in attempts):
-            return HTTPException(403, f"This key may not use {', '.join(a.group for a in attempts)}.")
-        unavailable = all(a.unavailable for a in attempts)
+            return _Returned(ApiError(403, f"This key may not use {', '.join(a.group for a in attempts)}."))
         tried = "; ".join(f"{a.group}: {a.why}" for a in attempts)
         message = redact(f"All backends failed for this request. Tried {len(attempts)}: {tried}", gw.secrets())
-        return HTTPException(503 if unavailable else 502, message)
+        if all(a.unavailable for a in attempts):
+            return _Returned(ApiError(503, message, kind="backend_unavailable", retryable=False))
+        return _Returned(ApiError(502, message, kind="backend_error"))
 
     async def async_post_call_response_headers_hook(
         self, data: dict, user_api_key_dict: Any, response: Any, request_headers: dict | None = None, litellm_call_info: dict | None = None
@@ -188,11 +221,18 @@ def _litellm_key(kwargs: dict) -> UserAPIKeyAuth | None:
     return None
 
 
+def _shape_of(call_type: Any) -> Shape:
+    """The API shape of a deployment call's kwargs (LiteLLM passes its CallTypes enum, or its value)."""
+    return _SHAPES.get(str(getattr(call_type, "value", call_type)), Shape.CHAT)
+
+
 def _give_system_prompt(kwargs: dict, call_type: Any, prompt: str) -> None:
     """The launch spec's system prompt, for a request that brings none, in the shape of its call."""
-    shape = _SHAPES.get(str(getattr(call_type, "value", call_type)))
+    shape = _shape_of(call_type)
     if shape is Shape.RESPONSES:
-        if not kwargs.get("instructions"):
+        items = kwargs.get("input")
+        has_own = isinstance(items, list) and any(isinstance(i, dict) and i.get("role") in ("system", "developer") for i in items)
+        if not kwargs.get("instructions") and not has_own:
             kwargs["instructions"] = prompt
     elif shape is Shape.MESSAGES:
         if not kwargs.get("system"):
@@ -211,10 +251,24 @@ def _header_value(text: str) -> str:
 _PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
-def _check_cloud_key(kwargs: dict, deployment: Deployment) -> None:
-    missing = deployment.missing_key()
-    if missing and not kwargs.get("api_key"):
-        raise BackendUnavailable(f"{missing} is not set")
+def _raised(error: ApiError) -> ProxyException:
+    """Our error as a hook raises it: LiteLLM passes a ProxyException to the client as it is, on every
+    API, with its status, `type` and headers."""
+    return ProxyException(message=error.message, type=error.type, param=error.param, code=error.status, headers=_headers(error))
+
+
+class _Returned(HTTPException):
+    """Our error as the failure hook returns it: LiteLLM takes only an HTTPException from there, and
+    reads its status, its headers, and its `type` and `param` attributes."""
+
+    def __init__(self, error: ApiError):
+        super().__init__(error.status, error.message, headers=_headers(error) or None)
+        self.type = error.type
+        self.param = error.param
+
+
+def _headers(error: ApiError) -> dict[str, str]:
+    return {name.decode(): value.decode() for name, value in error.headers() if name != b"content-type"}
 
 
 def _request_id(kwargs: dict) -> str:

@@ -56,6 +56,12 @@ class RequestLedger:
             if not attempts or attempts[-1] != attempt:
                 attempts.append(attempt)
 
+    def failed_on(self, call_id: str, group: str) -> bool:
+        """Whether an attempt of this request at `group` has already failed."""
+        with self._lock:
+            record = self._records.get(call_id)
+            return record is not None and any(a.group == group for a in record.attempts)
+
     def finish(self, call_id: str) -> RequestRecord:
         """The request's record, forgotten from now on."""
         with self._lock:

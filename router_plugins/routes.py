@@ -65,41 +65,67 @@ class Route:
     """For WRONG_METHOD: the methods the path takes."""
 
 
-_ID = r"[^/]+"
-_MODEL = r"(?P<model>.+)"
+@dataclass(frozen=True)
+class Template:
+    """Paths (OpenAPI-style, `{model}` and `{id}`-like parameters) and the methods they take."""
 
-_TEMPLATES: tuple[tuple[str, str, Access, Operation], ...] = (
-    ("POST", r"(/v1)?/chat/completions", Access.INFERENCE, Operation.CHAT),
-    ("POST", rf"/(openai/deployments|engines)/{_MODEL}/chat/completions", Access.INFERENCE, Operation.CHAT),
-    ("POST", r"(/v1)?/completions", Access.INFERENCE, Operation.COMPLETIONS),
-    ("POST", rf"/(openai/deployments|engines)/{_MODEL}/completions", Access.INFERENCE, Operation.COMPLETIONS),
-    ("POST", r"(/v1)?/embeddings", Access.INFERENCE, Operation.EMBEDDINGS),
-    ("POST", rf"/(openai/deployments|engines)/{_MODEL}/embeddings", Access.INFERENCE, Operation.EMBEDDINGS),
-    ("POST", r"(/v1)?/responses(/compact|/input_tokens)?", Access.INFERENCE, Operation.RESPONSES),
-    ("GET|DELETE", rf"(/v1)?/responses/{_ID}", Access.INFERENCE, Operation.RESPONSE_BY_ID),
-    ("GET", rf"(/v1)?/responses/{_ID}/input_items", Access.INFERENCE, Operation.RESPONSE_BY_ID),
-    ("POST", rf"(/v1)?/responses/{_ID}/cancel", Access.INFERENCE, Operation.RESPONSE_BY_ID),
-    ("POST", r"/v1/messages", Access.INFERENCE, Operation.MESSAGES),
-    ("POST", r"/v1/messages/count_tokens", Access.INFERENCE, Operation.COUNT_TOKENS),
-    ("GET|POST", r"(/v1)?/batches", Access.INFERENCE, Operation.BATCHES),
-    ("GET", rf"(/v1)?/batches/{_ID}", Access.INFERENCE, Operation.BATCH_BY_ID),
-    ("POST", rf"(/v1)?/batches/{_ID}/cancel", Access.INFERENCE, Operation.BATCH_BY_ID),
-    ("GET|POST", r"(/v1)?/files", Access.INFERENCE, Operation.FILES),
-    ("GET|DELETE", rf"(/v1)?/files/{_ID}", Access.INFERENCE, Operation.FILES),
-    ("GET", rf"(/v1)?/files/{_ID}/content", Access.INFERENCE, Operation.FILES),
-    ("GET", rf"(/v1)?/models(/{_ID})?", Access.TEAM, Operation.OTHER),
-    ("GET", r"(/v1)?/health", Access.TEAM, Operation.OTHER),
-    ("POST", r"/v1/router/explain", Access.TEAM, Operation.OTHER),
-    ("GET|HEAD|OPTIONS", r"/health/(liveliness|liveness|readiness)", Access.PUBLIC, Operation.OTHER),
-    ("GET", r"(/v1)?/model/info|/model_group/info|/routes|/openapi\.json|/active/callbacks|/get/config/callbacks"
-            r"|/debug/asyncio-tasks|/utils/supported_openai_params|/metrics|/v1/router/servers", Access.ADMIN, Operation.OTHER),
-    ("POST", r"/utils/token_counter|/utils/transform_request|/v1/router/servers/[^/]+/[^/]+", Access.ADMIN, Operation.OTHER),
+    methods: frozenset[str]
+    paths: tuple[str, ...]
+    access: Access
+    operation: Operation
+
+
+def _versioned(*paths: str) -> tuple[str, ...]:
+    return tuple(prefix + path for path in paths for prefix in ("/v1", ""))
+
+
+def _by_model(path: str) -> tuple[str, ...]:
+    return (f"/openai/deployments/{{model}}{path}", f"/engines/{{model}}{path}")
+
+
+def _template(methods: str, paths: tuple[str, ...], access: Access, operation: Operation = Operation.OTHER) -> Template:
+    return Template(frozenset(methods.split("|")), paths, access, operation)
+
+
+TEMPLATES: tuple[Template, ...] = (
+    _template("POST", _versioned("/chat/completions"), Access.INFERENCE, Operation.CHAT),
+    _template("POST", _by_model("/chat/completions"), Access.INFERENCE, Operation.CHAT),
+    _template("POST", _versioned("/completions"), Access.INFERENCE, Operation.COMPLETIONS),
+    _template("POST", _by_model("/completions"), Access.INFERENCE, Operation.COMPLETIONS),
+    _template("POST", _versioned("/embeddings"), Access.INFERENCE, Operation.EMBEDDINGS),
+    _template("POST", _by_model("/embeddings"), Access.INFERENCE, Operation.EMBEDDINGS),
+    _template("POST", _versioned("/responses", "/responses/compact", "/responses/input_tokens"), Access.INFERENCE, Operation.RESPONSES),
+    _template("GET|DELETE", _versioned("/responses/{response_id}"), Access.INFERENCE, Operation.RESPONSE_BY_ID),
+    _template("GET", _versioned("/responses/{response_id}/input_items"), Access.INFERENCE, Operation.RESPONSE_BY_ID),
+    _template("POST", _versioned("/responses/{response_id}/cancel"), Access.INFERENCE, Operation.RESPONSE_BY_ID),
+    _template("POST", ("/v1/messages",), Access.INFERENCE, Operation.MESSAGES),
+    _template("POST", ("/v1/messages/count_tokens",), Access.INFERENCE, Operation.COUNT_TOKENS),
+    _template("GET|POST", _versioned("/batches"), Access.INFERENCE, Operation.BATCHES),
+    _template("GET", _versioned("/batches/{batch_id}"), Access.INFERENCE, Operation.BATCH_BY_ID),
+    _template("POST", _versioned("/batches/{batch_id}/cancel"), Access.INFERENCE, Operation.BATCH_BY_ID),
+    _template("GET|POST", _versioned("/files"), Access.INFERENCE, Operation.FILES),
+    _template("GET|DELETE", _versioned("/files/{file_id}"), Access.INFERENCE, Operation.FILES),
+    _template("GET", _versioned("/files/{file_id}/content"), Access.INFERENCE, Operation.FILES),
+    _template("GET", _versioned("/models", "/models/{model_id}"), Access.TEAM),
+    _template("GET", _versioned("/health"), Access.TEAM),
+    _template("POST", ("/v1/router/explain",), Access.TEAM),
+    _template("GET|HEAD|OPTIONS", ("/health/liveliness", "/health/liveness", "/health/readiness"), Access.PUBLIC),
+    _template("GET", (*_versioned("/model/info"), "/model_group/info", "/routes", "/openapi.json", "/active/callbacks",
+                      "/get/config/callbacks", "/debug/asyncio-tasks", "/utils/supported_openai_params", "/metrics",
+                      "/v1/router/servers"), Access.ADMIN),
+    _template("POST", ("/utils/token_counter", "/utils/transform_request", "/v1/router/servers/{name}/{action}"), Access.ADMIN),
 )
 
-_COMPILED = tuple(
-    (frozenset(methods.split("|")), re.compile(pattern + r"\Z"), access, operation)
-    for methods, pattern, access, operation in _TEMPLATES
-)
+
+def _pattern(path: str) -> re.Pattern[str]:
+    """`{model}` takes a whole sub-path (deployment names hold slashes), control characters included (the
+    body check refuses them with a clear 400); any other parameter one segment."""
+    parts = re.split(r"(\{[a-z_]+\})", path)
+    regex = "".join("(?P<model>.+)" if part == "{model}" else "[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
+    return re.compile(regex + r"\Z", re.DOTALL)
+
+
+_COMPILED = tuple((template, _pattern(path)) for template in TEMPLATES for path in template.paths)
 
 
 def api_of(path: str) -> Api:
@@ -112,12 +138,12 @@ def classify(method: str, path: str) -> Route:
     path = path.rstrip("/") or "/"
     api = api_of(path)
     allowed: set[str] = set()
-    for methods, pattern, access, operation in _COMPILED:
+    for template, pattern in _COMPILED:
         match = pattern.match(path)
-        if match and method in methods:
-            return Route(access, operation, api, match.groupdict().get("model"))
+        if match and method in template.methods:
+            return Route(template.access, template.operation, api, match.groupdict().get("model"))
         if match:
-            allowed |= methods
+            allowed |= template.methods
     if allowed and method != "WEBSOCKET":
         return Route(Access.WRONG_METHOD, Operation.OTHER, api, allowed=tuple(sorted(allowed)))
     return Route(Access.NOT_SERVED, Operation.OTHER, api)

@@ -29,6 +29,9 @@ Reason = Literal["explicit", "vision", "context", "complex", "default"]
 # from "long" on prompts where an exact count would cost more than the request is worth.
 _BYTES_PER_TOKEN_ESTIMATE = 4
 CANNOT_CALL_TOOLS = "can't call tools"
+CANNOT_FETCH_MEDIA = "would fetch a media URL from this machine"
+_REQUEST_CAUSED = frozenset({CANNOT_CALL_TOOLS, CANNOT_FETCH_MEDIA})
+"""Reasons a group can't take a request that lie in the request, not in the backend."""
 
 Availability = Callable[[str], str | None]
 """Returns None when a model group can serve here, else why not."""
@@ -85,18 +88,29 @@ class ContentRouter:
     def is_content_routed(self, model: Any) -> bool:
         return model is None or model == "" or (isinstance(model, str) and model in self._triggers)
 
-    def can_call_tools(self, group: str) -> bool:
+    def misfit(self, group: str, body: dict[str, Any], shape: Shape) -> str | None:
+        """Why `group` can't take this request for a reason in the request itself (tools, media by URL); None if it can."""
         caps = self._capabilities.get(group)
-        return caps is None or caps.tools  # a name we don't know is LiteLLM's to refuse
+        if caps is None:
+            return None  # a name we don't know is LiteLLM's to refuse
+        if not caps.tools and offers_tools(body, shape):
+            return CANNOT_CALL_TOOLS
+        if not caps.media_urls and read(body, shape).remote_media:
+            return CANNOT_FETCH_MEDIA
+        return None
 
     def decide(self, body: dict[str, Any], shape: Shape, availability: Availability) -> RoutingDecision:
         """Raise a 4xx ApiError when no group may take the request."""
         requested = body.get("model")
         if not self.is_content_routed(requested):
             group = self._config.resolve(str(requested))
-            if offers_tools(body, shape) and not self.can_call_tools(group):
+            misfit = self.misfit(group, body, shape)
+            if misfit == CANNOT_CALL_TOOLS:
                 raise ApiError(400, f"Model '{requested}' can't call tools; drop `tools` or use a model that can "
                                     f"({', '.join(g for g in self._config.groups if self._capabilities[g].tools) or 'none configured'}).", "tools")
+            if misfit == CANNOT_FETCH_MEDIA:
+                raise ApiError(400, f"Model '{requested}' runs on this machine, which doesn't fetch images or files by URL; send "
+                                    "them inline as base64 data URLs (or set fetch_media_urls: true in its launch spec).", "messages")
             return RoutingDecision(group, "explicit", None, self._config.fallback_chain(group))
         if self._rules is None:
             raise ApiError(400, f"Content routing isn't configured, so '{requested or ''}' names no model: add a `routing:` "
@@ -118,11 +132,16 @@ class ContentRouter:
         return Signals(chars, tokens, False, conversation.images, str(tier.value), round(float(score), 4))
 
     def _for_request(self, conversation: Conversation, availability: Availability) -> Availability:
-        if not conversation.wants_tools:
+        if not conversation.wants_tools and not conversation.remote_media:
             return availability
 
         def available(group: str) -> str | None:
-            return availability(group) or (None if self.can_call_tools(group) else CANNOT_CALL_TOOLS)
+            caps = self._capabilities[group]
+            if conversation.wants_tools and not caps.tools:
+                return availability(group) or CANNOT_CALL_TOOLS
+            if conversation.remote_media and not caps.media_urls:
+                return availability(group) or CANNOT_FETCH_MEDIA
+            return availability(group)
 
         return available
 
@@ -148,11 +167,14 @@ class ContentRouter:
             skipped.append(SkippedGroup(group, why))
         if all(s.why == FORBIDDEN for s in skipped):
             raise ApiError(403, "This key may not use any model group that can serve this request.")
-        if all(s.why in (FORBIDDEN, CANNOT_CALL_TOOLS) for s in skipped):
-            raise ApiError(400, "This request offers tools, and no model group this key may use can call them.", "tools")
+        if all(s.why == FORBIDDEN or s.why in _REQUEST_CAUSED for s in skipped):
+            if any(s.why == CANNOT_CALL_TOOLS for s in skipped):
+                raise ApiError(400, "This request offers tools, and no model group this key may use can call them.", "tools")
+            raise ApiError(400, "This request gives images or files by URL, and every model group this key may use runs on this "
+                                "machine, which doesn't fetch them; send them inline as base64 data URLs.", "messages")
         # Nothing can serve: send it to the first allowed preference so the client gets that
         # backend's clear error (and its fallbacks are still tried) rather than a guess.
-        first = next(s.group for s in skipped if s.why not in (FORBIDDEN, CANNOT_CALL_TOOLS))
+        first = next(s.group for s in skipped if s.why != FORBIDDEN and s.why not in _REQUEST_CAUSED)
         return first, tuple(skipped)
 
     def _preferences(self, reason: Reason) -> tuple[str, ...]:

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = ("date", "machine", "versions", "latency", "throughput", "routing_cost", "cold_start", "stampede", "memory", "targets", "cleanup")
 

@@ -10,17 +10,22 @@ address, or a DNS query (port 53, which would precede one), is egress the config
 from __future__ import annotations
 
 import re
+
 import httpx
+import pytest
 
 from tests.support.configs import shipped_config_copy
 from tests.support.gateway import Gateway
 from tests.support.litellm_routes import mounted_routes
+
+pytestmark = pytest.mark.slow
 
 MASTER = "sk-master-SENTINEL-egress-0001"
 HI = [{"role": "user", "content": "hi"}]
 _INET = re.compile(r'connect\(\d+, \{sa_family=AF_INET6?, sin6?_port=htons\((\d+)\), (?:sin_addr=inet_addr\("([^"]+)"\)|.*?inet_pton\(AF_INET6, "([^"]+)")')
 _UDP_DNS = re.compile(r"sendto\(.*htons\(53\)")
 
+IMAGE_URL_PART = {"type": "image_url", "image_url": {"url": "https://images.example.com/cat.png"}}
 VALID = [
     ("/v1/chat/completions", {"model": "gpt-4o", "messages": HI}),
     ("/v1/chat/completions", {"model": "claude-sonnet", "messages": HI, "stream": True}),
@@ -30,6 +35,11 @@ VALID = [
     ("/v1/messages", {"model": "claude-sonnet", "max_tokens": 5, "messages": HI}),
     ("/v1/messages/count_tokens", {"model": "claude-sonnet", "messages": HI}),
     ("/v1/batches", {"input_file_id": "file-1", "endpoint": "/v1/chat/completions", "completion_window": "24h"}),
+    # Media by URL: passed to the (fake) provider as a URL, never fetched here.
+    ("/v1/chat/completions", {"model": "auto", "messages": [{"role": "user", "content": [IMAGE_URL_PART]}]}),
+    ("/v1/chat/completions", {"model": "claude-sonnet", "messages": [{"role": "user", "content": [IMAGE_URL_PART]}]}),
+    ("/v1/messages", {"model": "claude-sonnet", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "url", "url": "https://images.example.com/cat.png"}}]}]}),
 ]
 
 
@@ -58,7 +68,7 @@ def test_no_route_reaches_a_host_the_config_does_not_name(tmp_path, cloud):
         for path, body in VALID:
             response = client.post(gw.url + path, json=body)
             assert response.status_code < 500 or path == "/v1/batches", (path, response.status_code, response.text[:300])
-        assert len(cloud.requests) >= before + 6  # the answers came from the fakes
+        assert len(cloud.requests) >= before + 9  # the answers came from the fakes
         for route in mounted_routes():
             for method in route.methods if route.kind == "http" else ("GET",):
                 with client.stream(method, gw.url + route.sample_path(), json={} if method in ("POST", "PUT", "PATCH") else None):

@@ -11,47 +11,31 @@ import time
 
 import httpx
 
-from launchers.server import RuntimePaths
-from tests.support.configs import core_config
+from launchers.paths import RuntimePaths
+from tests.support.configs import core_config, set_spec
 from tests.support.gateway import FAKE_MODEL_SERVER, Gateway
 from tests.support.processes import count_spawned
+from tests.support.waiting import wait_until
 
 ANTHROPIC = "sk-ant-test-launcher-0001"
 
 
-def _set_spec(config, name, *, flags=(), **keys):
-    path = config.parent / "models" / f"{name}.yaml"
-    text = path.read_text()
-    if flags:
-        extra = "".join(f"'{f}', " for f in flags)
-        text = text.replace("'--served-model-name'", extra + "'--served-model-name'")
-    for key, value in keys.items():
-        text = "\n".join(line for line in text.splitlines() if not line.startswith(f"{key}:")) + f"\n{key}: {value}\n"
-    path.write_text(text)
-
-
-def _served_name(config, name):
-    return "fake-text" if name == "local-text" else "fake-vision"
-
-
 def test_cold_start_fallback_serves_auto_from_the_next_group_while_the_server_starts(tmp_path, cloud):
     config = core_config(tmp_path, cloud.url)
-    _set_spec(config, "local-text", flags=["--start-delay", "2"], cold_start="fallback")
+    set_spec(config, "local-text", flags=["--start-delay", "2"], cold_start="fallback")
     with Gateway(config, {"ANTHROPIC_API_KEY": ANTHROPIC}) as gw:
         client = gw.client()
         first = client.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": "hi"}])
         assert first.headers["x-llm-router-model"] == "local-text"
         assert first.headers["x-litellm-model-group"] == "claude-sonnet"  # served at once by the fallback
-        deadline = time.monotonic() + 30
-        while gw.get("/v1/health").json()["backends"]["local-text"]["state"] != "ready" and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: gw.get("/v1/health").json()["backends"]["local-text"]["state"] == "ready", 30, "the background start")
         later = client.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": "hi"}])
         assert later.headers["x-litellm-model-group"] == "local-text"
 
 
 def test_explicitly_named_local_model_waits_for_its_start(tmp_path, cloud):
     config = core_config(tmp_path, cloud.url)
-    _set_spec(config, "local-text", flags=["--start-delay", "2"], cold_start="fallback")
+    set_spec(config, "local-text", flags=["--start-delay", "2"], cold_start="fallback")
     with Gateway(config, {"ANTHROPIC_API_KEY": ANTHROPIC}) as gw:
         raw = gw.client().chat.completions.with_raw_response.create(model="local-text", messages=[{"role": "user", "content": "hi"}])
         assert raw.headers["x-litellm-model-group"] == "local-text"
@@ -60,7 +44,7 @@ def test_explicitly_named_local_model_waits_for_its_start(tmp_path, cloud):
 def test_a_stream_waiting_for_a_cold_server_receives_keepalive_comments(tmp_path, cloud):
     config = core_config(tmp_path, cloud.url)
     config.write_text(config.read_text() + "litellm_settings:\n  sse_keepalive_ping_interval_seconds: 0.5\n")
-    _set_spec(config, "local-text", flags=["--start-delay", "3"])
+    set_spec(config, "local-text", flags=["--start-delay", "3"])
     with Gateway(config) as gw:
         comments, data = 0, []
         body = {"model": "local-text", "stream": True, "messages": [{"role": "user", "content": "hello"}]}
@@ -77,7 +61,7 @@ def test_a_stream_waiting_for_a_cold_server_receives_keepalive_comments(tmp_path
 
 def test_two_workers_start_one_server_for_concurrent_cold_requests(tmp_path, cloud):
     config = core_config(tmp_path, cloud.url)
-    _set_spec(config, "local-text", flags=["--start-delay", "2"])
+    set_spec(config, "local-text", flags=["--start-delay", "2"])
     with Gateway(config, workers=2) as gw:
         def ask(i):
             return gw.post("/v1/chat/completions", {"model": "local-text", "messages": [{"role": "user", "content": f"q{i}"}]}).status_code
@@ -116,10 +100,7 @@ def test_a_gateway_killed_outright_takes_the_servers_it_started_with_it(tmp_path
         assert count_spawned(str(FAKE_MODEL_SERVER), "fake-text") == 1
         gw.proc.kill()  # as in a crash: no shutdown, no exit handler
         gw.proc.wait(10)
-        deadline = time.monotonic() + 10
-        while count_spawned(str(FAKE_MODEL_SERVER), "fake-text") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert count_spawned(str(FAKE_MODEL_SERVER), "fake-text") == 0
+        wait_until(lambda: count_spawned(str(FAKE_MODEL_SERVER), "fake-text") == 0, 10, "the servers to die with the gateway")
     finally:
         gw.stop()
         # Nobody was left to remove the server's TMPDIR (a restarted gateway would reuse it).
@@ -128,13 +109,13 @@ def test_a_gateway_killed_outright_takes_the_servers_it_started_with_it(tmp_path
 
 def test_sigterm_lets_in_flight_requests_finish(tmp_path, cloud):
     config = core_config(tmp_path, cloud.url)
-    _set_spec(config, "local-text", flags=["--response-delay", "2"])
+    set_spec(config, "local-text", flags=["--response-delay", "2"])
     gw = Gateway(config).start()
     try:
         assert gw.post("/v1/chat/completions", {"model": "local-text", "messages": [{"role": "user", "content": "warm"}]}).status_code == 200
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             pending = pool.submit(gw.post, "/v1/chat/completions", {"model": "local-text", "messages": [{"role": "user", "content": "slow"}]})
-            time.sleep(0.5)
+            wait_until(lambda: _inflight(gw, "local-text") == 1, 10, "the slow request to reach its server")
             gw.proc.terminate()
             response = pending.result()
         assert response.status_code == 200
@@ -142,6 +123,10 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path, cloud):
     finally:
         gw.stop()
     assert count_spawned(str(FAKE_MODEL_SERVER), "fake-text") == 0
+
+
+def _inflight(gw, name):
+    return next(s["inflight"] for s in gw.get("/v1/router/servers").json()["servers"] if s["name"] == name)
 
 
 def _cli(config, *args):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import subprocess
 import sys
 import time
@@ -12,11 +13,12 @@ import psutil
 import pytest
 
 import launchers.server as server_module
-from launchers.server import ServerState, ServerUnavailable
+from launchers.server import IllegalTransition, ServerState, ServerUnavailable
 from router_config.gateway_config import MemoryBudget
 from tests.support.gateway import FAKE_MODEL_SERVER, free_port
 from tests.support.launcher import make_launcher
 from tests.support.processes import count_spawned, model_server_processes
+from tests.support.waiting import wait_until, wait_until_async
 
 
 def run(coro):
@@ -81,7 +83,8 @@ def test_a_missing_executable_is_reported_before_anything_is_spawned(tmp_path):
     spec_path = tmp_path / "models" / "a.yaml"
     spec_path.write_text(spec_path.read_text().replace(sys.executable, "/nonexistent/python"))
     from router_config.spec import load_spec
-    from launchers.server import ModelServer, RuntimePaths
+    from launchers.paths import RuntimePaths
+    from launchers.server import ModelServer
 
     server = ModelServer(load_spec(spec_path), RuntimePaths(tmp_path / "run", tmp_path / "logs"))
     with pytest.raises(ServerUnavailable, match="executable not found: /nonexistent/python"):
@@ -96,10 +99,7 @@ def test_an_idle_server_is_stopped_after_its_ttl(tmp_path):
         launcher.start_monitor()
         await launcher.server("a").ensure_ready()
         pid = launcher.server("a").status().pid
-        for _ in range(50):
-            if launcher.server("a").state is ServerState.STOPPED:
-                break
-            await asyncio.sleep(0.1)
+        await wait_until_async(lambda: launcher.server("a").state is ServerState.STOPPED, 5, "the idle stop")
         state = launcher.server("a").state
         await launcher.shutdown()
         return pid, state
@@ -120,10 +120,7 @@ def test_a_server_with_a_request_in_flight_is_never_stopped_for_idleness(tmp_pat
         await asyncio.sleep(2.0)
         during = server.state
         server.release("request-1")
-        for _ in range(40):
-            if server.state is ServerState.STOPPED:
-                break
-            await asyncio.sleep(0.1)
+        await wait_until_async(lambda: server.state is ServerState.STOPPED, 4, "the idle stop after the release")
         after = server.state
         await launcher.shutdown()
         return during, after
@@ -300,10 +297,7 @@ def test_a_server_that_dies_while_ready_is_marked_failed_and_restarted_by_the_ne
         async with httpx.AsyncClient() as client:
             await client.post(f"{server.spec.base_url}/v1/chat/completions",
                               json={"model": "served-a", "messages": [{"role": "user", "content": "die"}]})
-        for _ in range(40):
-            if server.state is ServerState.FAILED:
-                break
-            await asyncio.sleep(0.1)
+        await wait_until_async(lambda: server.state is ServerState.FAILED, 4, "the monitor to notice the crash")
         crashed_state, last_error = server.state, server.last_error
         await server.ensure_ready()
         second_pid = server.status().pid
@@ -362,11 +356,41 @@ def test_every_transition_is_logged_once(tmp_path, caplog):
 
 
 def _wait_listening(port, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def answers():
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
         except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {port}")
+            return False
+
+    wait_until(answers, timeout, f"a server on port {port}")
+
+
+_S = ServerState
+# The lifecycle as the README draws it, written out here independently of the code's own table.
+_LEGAL = {
+    (_S.STOPPED, _S.STARTING),
+    (_S.STARTING, _S.READY), (_S.STARTING, _S.FAILED), (_S.STARTING, _S.STOPPING),
+    (_S.READY, _S.STOPPING), (_S.READY, _S.FAILED),
+    (_S.STOPPING, _S.STOPPED),
+    (_S.FAILED, _S.STARTING), (_S.FAILED, _S.STOPPED),
+}
+
+
+@pytest.mark.parametrize(("old", "new"), list(itertools.product(ServerState, ServerState)), ids=lambda s: s.value)
+def test_the_state_machine_takes_exactly_its_legal_transitions(tmp_path, old, new):
+    server = make_launcher(tmp_path, {"a": {}}).server("a")
+    server.state = old
+    if (old, new) in _LEGAL:
+        assert server._transition(old, new) is True
+        assert server.state is new
+    else:
+        with pytest.raises(IllegalTransition):
+            server._transition(old, new)
+        assert server.state is old
+
+
+def test_a_transition_from_a_state_the_server_is_no_longer_in_changes_nothing(tmp_path):
+    server = make_launcher(tmp_path, {"a": {}}).server("a")
+    server.state = ServerState.STOPPING  # someone else began a stop
+    assert server._transition(ServerState.READY, ServerState.STOPPING) is False
+    assert server.state is ServerState.STOPPING

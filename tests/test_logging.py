@@ -1,25 +1,42 @@
-"""What the gateway logs per request: no access line unless LLM_ROUTER_ACCESS_LOG=1 asks for it."""
+"""What the gateway logs per request: no access line unless LLM_ROUTER_ACCESS_LOG=1 asks for it; one
+line, without a traceback, for each request answered 4xx, whatever refused it; and the traceback of
+an error nobody meant, with a JSON 500 for its client."""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from tests.support.configs import core_config
 from tests.support.gateway import Gateway
 
 ACCESS_LINE = '"POST /v1/chat/completions HTTP/1.1" 200'
+MASTER = "sk-master-SENTINEL-logging-0001"
+HI = [{"role": "user", "content": "hello"}]
 
 
-def _ask(gw: Gateway) -> None:
-    gw.client().chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hello"}])
+@pytest.fixture(scope="module")
+def gateway(cloud, tmp_path_factory) -> Iterator[Gateway]:
+    config = core_config(tmp_path_factory.mktemp("logging"), cloud.url, keys_file=True)
+    env = {"LLM_ROUTER_MASTER_KEY": MASTER, "OPENAI_API_KEY": "sk-test-logging-0001", "ANTHROPIC_API_KEY": "sk-ant-test-logging-0001"}
+    with Gateway(config, env) as gw:
+        yield gw
 
 
-def _logs(gw: Gateway) -> str:
-    return gw.log_text() + (gw.config.parent / "logs" / "router.log").read_text()
+def _ask(gw: Gateway, key: str = "unused") -> None:
+    gw.client(api_key=key).chat.completions.create(model="gpt-4o", messages=HI)
 
 
-def test_no_access_log_line_by_default_while_server_events_are_still_logged(cloud, tmp_path):
-    with Gateway(core_config(tmp_path, cloud.url), {"OPENAI_API_KEY": "sk-test-unused"}) as gw:
-        _ask(gw)
-        logs = _logs(gw)
+def _router_log(gw: Gateway) -> Path:
+    return gw.config.parent / "logs" / "router.log"
+
+
+def test_no_access_log_line_by_default_while_server_events_are_still_logged(gateway):
+    _ask(gateway, MASTER)
+    logs = gateway.log_text() + _router_log(gateway).read_text()
     assert ACCESS_LINE not in logs
     assert "Application startup complete" in logs
 
@@ -29,5 +46,54 @@ def test_access_log_writes_one_line_per_request_when_asked_for(cloud, tmp_path):
     with Gateway(core_config(tmp_path, cloud.url), env) as gw:
         _ask(gw)
         _ask(gw)
-        router_log = (gw.config.parent / "logs" / "router.log").read_text()
+        router_log = _router_log(gw).read_text()
     assert router_log.count(ACCESS_LINE) == 2
+
+
+def test_each_request_answered_4xx_is_one_line_without_a_traceback(gateway, cloud):
+    start = len(_router_log(gateway).read_text())
+    cloud.set_mode("gpt-4o", "status-400")
+    try:
+        answers = [
+            gateway.post("/v1/chat/completions", content=b'{"model": "gpt-4o", "messages": [', key=MASTER),  # the door: bad JSON
+            gateway.post("/v1/chat/completions", {"model": "gpt-4o", "messages": HI}, key="sk-not-a-key-0001"),  # the door: 401
+            gateway.post("/v1/chat/completions", {"model": "gpt-4o", "messages": HI, "temperature": 9}, key=MASTER),  # the door: a field
+            gateway.post("/v1/chat/completions", content=b'{"messages": "' + b"a" * 2 * 2**20 + b'"}', key=MASTER),  # the door: 413
+            gateway.post("/v1/messages", {"model": "claude-sonnet", "messages": HI}, key=MASTER),  # the door, Anthropic's format
+            gateway.post("/v1/chat/completions", {"model": "no-such-model", "messages": HI}, key=MASTER),  # LiteLLM
+            gateway.post("/v1/chat/completions", {"model": "gpt-4o", "messages": HI}, key=MASTER),  # the upstream
+            gateway.get("/v1/models/no-such-model", key=MASTER),  # our endpoint
+        ]
+    finally:
+        cloud.clear_modes()
+    assert [a.status_code // 100 for a in answers] == [4] * len(answers), [a.status_code for a in answers]
+    written = _router_log(gateway).read_text()[start:]
+    assert "Traceback" not in written
+    assert [line.split(": ", 1)[0].rsplit(" ", 1)[-1] for line in written.splitlines()] == ["llm_router.app"] * len(answers), written
+    assert written.count(" refused ") == len(answers), written
+
+
+@pytest.fixture
+def broken_keys_file(gateway) -> Iterator[None]:
+    """An operator breaks the keys file while the gateway runs: looking a team key up then raises."""
+    keys = gateway.config.parent / "keys.yaml"
+    keys.write_text("keys: [unclosed")
+    yield
+    keys.unlink()
+
+
+def test_an_error_nobody_meant_gets_a_json_500_in_the_callers_format(gateway, broken_keys_file):
+    chat = gateway.post("/v1/chat/completions", {"model": "gpt-4o", "messages": HI}, key="sk-team-unknown-0001")
+    messages = gateway.post("/v1/messages", {"model": "claude-sonnet", "max_tokens": 5, "messages": HI}, key="sk-team-unknown-0001")
+    assert (chat.status_code, messages.status_code) == (500, 500)
+    assert chat.json()["error"]["message"]
+    assert messages.json()["type"] == "error" and messages.json()["error"]["message"]
+
+
+def test_an_error_nobody_meant_is_logged_once_with_its_traceback(gateway, broken_keys_file):
+    start = len(_router_log(gateway).read_text())
+    gateway.post("/v1/chat/completions", {"model": "gpt-4o", "messages": HI}, key="sk-team-unknown-0001")
+    written = _router_log(gateway).read_text()[start:]
+    records = re.findall(r"^\d{4}-\d\d-\d\d .*$", written, re.MULTILINE)
+    assert len(records) == 1 and "failed on POST '/v1/chat/completions'" in records[0], records
+    assert "Traceback (most recent call last)" in written and "KeyFileError" in written

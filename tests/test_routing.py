@@ -9,10 +9,10 @@ import pytest
 from router_config.gateway_config import load_config
 from router_plugins.gateway import Gateway
 from router_plugins.access import MASTER, Caller, Role
-from router_plugins.conversation import Shape
+from router_plugins.conversation import Shape, read
 from router_plugins.keys import TeamKey
 from router_plugins.errors import ApiError
-from tests.support.configs import core_config
+from tests.support.configs import core_config, set_spec
 
 
 @pytest.fixture
@@ -122,3 +122,118 @@ def test_when_nothing_can_serve_the_first_preference_is_chosen_to_report_its_err
 def test_malformed_messages_do_not_break_the_decision(gateway):
     d = gateway.router.decide({"model": "auto", "messages": [None, {"content": [{"type": "text"}, "junk"]}]}, Shape.CHAT, gateway.availability_for(MASTER))
     assert d.reason == "default"
+
+
+def test_tools_with_no_group_the_key_may_use_that_can_call_them_are_a_400(gateway):
+    key = TeamKey(name="k", team="t", sha256="0" * 64, models=("local-text", "local-vision"))
+    body = {"model": "auto", "messages": [{"role": "user", "content": "weather?"}],
+            "tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]}
+    with pytest.raises(ApiError, match="no model group this key may use can call them") as refused:
+        gateway.router.decide(body, Shape.CHAT, gateway.availability_for(Caller(Role.TEAM, key)))
+    assert refused.value.status == 400
+
+
+# ---- what each API's shapes give routing (router_plugins/conversation.read) ---------------
+
+PNG_URL = "https://images.example.com/cat.png"
+
+
+def test_responses_reads_instructions_input_items_images_and_tool_outputs():
+    body = {"instructions": "be brief", "tools": [{"type": "function", "name": "weather"}], "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": "look at "}, {"type": "input_image", "image_url": PNG_URL},
+                                     {"type": "input_image", "file_id": "file-1"}]},
+        {"role": "assistant", "content": [{"type": "output_text", "text": "a cat"}]},
+        {"type": "function_call", "call_id": "c1", "name": "weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+        {"role": "user", "content": "and now?"}]}
+    c = read(body, Shape.RESPONSES)
+    assert c.turns == (("system", "be brief"), ("user", "look at "), ("assistant", "a cat"), ("tool", "sunny"), ("user", "and now?"))
+    assert (c.images, c.last_user_text, c.wants_tools) == (2, "and now?", True)
+
+
+def test_responses_reads_a_string_input():
+    c = read({"instructions": "be brief", "input": "hello"}, Shape.RESPONSES)
+    assert (c.turns, c.images, c.wants_tools) == ((("system", "be brief"), ("user", "hello")), 0, False)
+
+
+def test_messages_reads_system_blocks_images_and_tool_results():
+    image_url = {"type": "image", "source": {"type": "url", "url": PNG_URL}}
+    image_b64 = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+    body = {"system": [{"type": "text", "text": "be "}, {"type": "text", "text": "brief"}], "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "what is this?"}, image_url]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "shot", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "a screenshot"}, image_b64]}]}]}
+    c = read(body, Shape.MESSAGES)
+    assert c.turns == (("system", "be brief"), ("user", "what is this?"), ("assistant", ""), ("user", "a screenshot"))
+    assert (c.images, c.last_user_text, c.wants_tools) == (2, "a screenshot", False)
+
+
+def test_files_and_pdf_documents_are_neither_images_nor_text():
+    """Routing can't read a PDF without decoding it, and a PDF is not an image: it must not send a request to vision."""
+    pdf = "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.7 " + b"x" * 5000).decode()
+    chat = {"messages": [{"role": "user", "content": [{"type": "text", "text": "summarize"},
+                                                      {"type": "file", "file": {"file_data": pdf, "filename": "a.pdf"}}]}]}
+    responses = {"input": [{"role": "user", "content": [{"type": "input_text", "text": "summarize"},
+                                                        {"type": "input_file", "file_data": pdf, "filename": "a.pdf"},
+                                                        {"type": "input_file", "file_url": "https://docs.example.com/a.pdf"}]}]}
+    messages = {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "summarize"},
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": pdf.split(",", 1)[1]}},
+        {"type": "document", "source": {"type": "url", "url": "https://docs.example.com/a.pdf"}},
+        {"type": "document", "source": {"type": "file", "file_id": "file-1"}}]}]}
+    for body, shape in ((chat, Shape.CHAT), (responses, Shape.RESPONSES), (messages, Shape.MESSAGES)):
+        c = read(body, shape)
+        assert (c.images, c.chars) == (0, len("summarize")), shape
+
+
+def test_plain_text_documents_are_read_as_text():
+    body = {"messages": [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "first. "}},
+        {"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": "second."}]}}]}]}
+    assert read(body, Shape.MESSAGES).turns == (("user", "first. second."),)
+
+
+
+def _by_url(url: str = "https://images.example.com/cat.png") -> list[dict]:
+    return [{"type": "text", "text": "what is this"}, {"type": "image_url", "image_url": {"url": url}}]
+
+
+def test_an_image_by_url_skips_a_local_group_that_would_fetch_it_from_this_machine(gateway):
+    d = _decide(gateway, _by_url())
+    assert (d.model, d.reason) == ("claude-sonnet", "vision")  # its provider fetches the URL on its side
+    assert ("local-vision", "would fetch a media URL from this machine") in [(s.group, s.why) for s in d.skipped]
+
+
+def test_an_explicit_local_model_refuses_an_image_by_url_with_the_fix(gateway):
+    with pytest.raises(ApiError) as info:
+        _decide(gateway, _by_url(), model="local-vision")
+    assert info.value.status == 400
+    assert "inline as base64 data URLs" in info.value.message and "fetch_media_urls" in info.value.message
+
+
+def test_an_image_inline_still_goes_to_the_local_vision_group(gateway):
+    assert _decide(gateway, _image(10)).model == "local-vision"
+
+
+def test_a_local_group_whose_spec_lets_it_fetch_takes_images_by_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-routing-0001")
+    config = core_config(tmp_path, "http://127.0.0.1:9")
+    set_spec(config, "local-vision", fetch_media_urls="true")
+    gw = Gateway(load_config(config))
+    assert _decide(gw, _by_url(), model="local-vision").model == "local-vision"
+    assert _decide(gw, _by_url()).model == "local-vision"
+
+
+@pytest.mark.parametrize(("shape", "body", "by_url"), [
+    (Shape.CHAT, {"messages": [{"role": "user", "content": _by_url()}]}, True),
+    (Shape.CHAT, {"messages": [{"role": "user", "content": [{"type": "file", "file": {"file_url": "https://x.example/a.pdf"}}]}]}, True),
+    (Shape.CHAT, {"messages": [{"role": "user", "content": _image(10)}]}, False),
+    (Shape.RESPONSES, {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "https://x.example/a.png"}]}]}, True),
+    (Shape.RESPONSES, {"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "file-123"}]}]}, False),
+    (Shape.MESSAGES, {"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [
+        {"type": "image", "source": {"type": "url", "url": "https://x.example/a.png"}}]}]}]}, True),
+    (Shape.MESSAGES, {"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                                                              "data": "iVBORw0K"}}]}]}, False),
+])
+def test_a_conversation_knows_whether_it_gives_media_by_url(shape, body, by_url):
+    assert read(body, shape).remote_media is by_url

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import anthropic
 import pytest
 
 from tests.support.gateway import Gateway
@@ -66,6 +67,7 @@ def keyless(tmp_path_factory):
 @pytest.mark.parametrize(("name", "reason"), [
     ("gpt-4", "gpt-4o: OPENAI_API_KEY is not set"), ("gpt-4-turbo", "gpt-4o: OPENAI_API_KEY is not set"),
     ("gpt-3.5-turbo", "gpt-4o-mini: OPENAI_API_KEY is not set"), ("claude-3-5-sonnet-20241022", "claude-sonnet: ANTHROPIC_API_KEY is not set"),
+    ("claude-3-5-sonnet", "claude-sonnet: ANTHROPIC_API_KEY is not set"),
     ("claude-3-opus", "claude-sonnet: ANTHROPIC_API_KEY is not set"), ("claude-3-5-haiku", "claude-haiku: ANTHROPIC_API_KEY is not set"),
 ])
 def test_an_alias_without_its_key_fails_with_its_targets_reason_and_walks_its_fallbacks(keyless, name, reason):
@@ -74,6 +76,25 @@ def test_an_alias_without_its_key_fails_with_its_targets_reason_and_walks_its_fa
     message = response.json()["error"]["message"]
     assert reason in message
     assert message.count("is not set") >= 2  # the target's fallback group was tried too
+
+
+def _messages_failure(gateway: Gateway, model: str) -> anthropic.APIStatusError:
+    client = anthropic.Anthropic(base_url=gateway.url, api_key="unused", max_retries=0, timeout=60)
+    with pytest.raises(anthropic.APIStatusError) as failed:
+        client.messages.create(model=model, max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+    return failed.value
+
+
+@pytest.mark.parametrize("name", ["claude-3-5-sonnet", "claude-3-5-sonnet-20241022"])
+def test_an_alias_without_its_key_on_the_messages_api_gets_the_clear_reason(keyless, name):
+    failure = _messages_failure(keyless, name)
+    assert failure.status_code == 503
+    assert "ANTHROPIC_API_KEY is not set" in failure.message and "AuthenticationError" not in failure.message
+
+
+def test_the_messages_api_names_every_backend_tried_when_an_aliases_chain_fails(keyless):
+    message = _messages_failure(keyless, "claude-3-5-sonnet").message
+    assert "claude-sonnet: ANTHROPIC_API_KEY is not set" in message and "gpt-4o: OPENAI_API_KEY is not set" in message
 
 
 def test_a_local_model_that_cannot_run_here_falls_back_to_claude(shipped):

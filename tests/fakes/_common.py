@@ -19,7 +19,7 @@ STREAM_PARTS = 4
 
 
 def text_of(content: Any) -> str:
-    """Text of an OpenAI/Anthropic message content: a string or a list of parts/blocks."""
+    """Text of an OpenAI/Anthropic message content: a string or a list of parts/blocks (Responses' `input_text` too)."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -27,7 +27,7 @@ def text_of(content: Any) -> str:
         for part in content:
             if isinstance(part, str):
                 parts.append(part)
-            elif isinstance(part, dict) and part.get("type") == "text":
+            elif isinstance(part, dict) and part.get("type") in ("text", "input_text"):
                 parts.append(str(part.get("text", "")))
         return " ".join(parts)
     return ""
@@ -149,11 +149,7 @@ def responses_input_text(value: Any) -> str:
     if isinstance(value, list):
         for item in reversed(value):
             if isinstance(item, dict) and item.get("role", "user") == "user" and "content" in item:
-                content = item["content"]
-                if isinstance(content, list):
-                    content = [{"type": "text", "text": p.get("text", "")} for p in content
-                               if isinstance(p, dict) and p.get("type") in ("input_text", "text")]
-                return text_of(content)[:USER_TEXT_CAP]
+                return text_of(item["content"])[:USER_TEXT_CAP]
     return ""
 
 

@@ -2,15 +2,19 @@
 
     python tests/fakes/model_server.py --port 8100 --served-model-name local-small \
         [--host 127.0.0.1] [--start-delay S] [--crash-on-start] [--die-after-requests N]
-        [--ignore-sigterm] [--spawn-child] [--response-delay S] [--pid-file PATH]
+        [--ignore-sigterm] [--spawn-child] [--response-delay S] [--pid-file PATH] [--record-requests PATH]
 
 Like vLLM it binds its port only once "ready", exits 0 on SIGTERM and answers
 /health, /v1/models, /v1/chat/completions, /v1/completions and /v1/responses.
+With --record-requests it appends every POST it receives to PATH, one JSON line each
+({"path", "headers", "body"}, the fake cloud's RecordedRequest fields), so a test can read
+what a gateway sent to a local model.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -56,8 +60,17 @@ class ModelServer(handler.FakeHTTPServer):
         self.model_name: str = args.served_model_name
         self.response_delay: float = args.response_delay
         self.die_after: int | None = args.die_after_requests
+        self.record_to: Path | None = args.record_requests
         self._answered = 0
         self._count_lock = threading.Lock()
+        self._record_lock = threading.Lock()
+
+    def record(self, path: str, headers: dict[str, str], body: Any) -> None:
+        if self.record_to is None:
+            return
+        line = json.dumps({"path": path, "headers": headers, "body": body}) + "\n"
+        with self._record_lock, open(self.record_to, "a") as f:  # whole lines, also under concurrent requests
+            f.write(line)
 
     def chat_answered(self) -> None:
         with self._count_lock:
@@ -81,6 +94,7 @@ class _ModelHandler(handler.FakeHandler):
     def do_POST(self) -> None:
         route = self.route
         body = self.read_json()
+        self.server.record(route, {name.lower(): value for name, value in self.headers.items()}, body)
         if route not in ("/v1/chat/completions", "/v1/completions", "/v1/responses"):
             self.send_json(404, self._error(404, f"Not Found: {route}"))
             return
@@ -100,14 +114,9 @@ class _ModelHandler(handler.FakeHandler):
 
         if self.server.response_delay:
             time.sleep(self.server.response_delay)
-        if route == "/v1/responses":
-            system = body.get("instructions")
-            text = f"local:{model} says: {handler.responses_text(body)}"
-        else:
-            system = next((m.get("content") for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "system"), None)
-            text = f"local:{model} says: {handler.chat_text(body)}"
-        if isinstance(system, str):
-            text += f" [system: {system[:wire.USER_TEXT_CAP]}]"  # tests see the system prompt the server got
+        said = handler.responses_text(body) if route == "/v1/responses" else handler.chat_text(body)
+        # Tests see every system prompt the server got, to tell whose prompt won and whether two arrived.
+        text = f"local:{model} says: {said}" + "".join(f" [system: {p[:wire.USER_TEXT_CAP]}]" for p in _system_prompts(route, body))
         if route == "/v1/responses":
             self.send_openai_response(model, text, body)
         else:
@@ -119,6 +128,15 @@ class _ModelHandler(handler.FakeHandler):
         # vLLM's shape: the exception class name as type, the HTTP status as code.
         names = {400: "BadRequestError", 404: "NotFoundError"}
         return {"error": {"message": message, "type": names.get(status, "InternalServerError"), "param": None, "code": status}}
+
+
+def _system_prompts(route: str, body: dict[str, Any]) -> list[str]:
+    """Chat system/developer messages; on the Responses API, `instructions` and then system/developer `input` items."""
+    items = body.get("input" if route == "/v1/responses" else "messages")
+    prompts = [body.get("instructions")] if route == "/v1/responses" else []
+    prompts += [wire.text_of(m.get("content")) for m in (items if isinstance(items, list) else [])
+                if isinstance(m, dict) and m.get("role") in ("system", "developer")]
+    return [p for p in prompts if isinstance(p, str) and p]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -133,6 +151,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--spawn-child", action="store_true", help="start a long-lived child in the same process group")
     parser.add_argument("--response-delay", type=float, default=0.0, help="seconds to wait in each chat request")
     parser.add_argument("--pid-file", type=Path, default=None)
+    parser.add_argument("--record-requests", type=Path, default=None, help="append each POST received to this file as a JSON line")
     return parser.parse_args(argv)
 
 

@@ -25,7 +25,9 @@ def gateway(tmp_path_factory):
     print(f"\nhostile input: {COUNTS}")
 
 
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=False), st.text(max_size=40))
+# Integers beyond any float too: JSON has no limit, and a check that converts one raises.
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.sampled_from([10**400, -10**400]),
+                         st.floats(allow_nan=False), st.text(max_size=40))
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=20)
 parts = st.one_of(
     st.fixed_dictionaries({"type": st.just("text"), "text": st.one_of(st.text(max_size=200), json_values)}),

@@ -12,6 +12,8 @@ from tests.support.configs import core_config
 from tests.support.gateway import Gateway
 from tests.support.load import run_load
 
+pytestmark = pytest.mark.slow
+
 
 def _flap(cloud: FakeCloud, model: str, stop: threading.Event, period: float = 5.0) -> None:
     down = True

@@ -93,3 +93,15 @@ def core_config(tmp: Path, cloud_url: str, *, keys_file: bool = False, extra_llm
     path = tmp / "litellm_config.yaml"
     path.write_text(config)
     return path
+
+
+def set_spec(config: Path, name: str, *, flags: tuple[str, ...] = (), **keys: object) -> None:
+    """Change a fake server's launch spec next to `config`: extra fake-server flags, and spec keys."""
+    path = config.parent / "models" / f"{name}.yaml"
+    text = path.read_text()
+    if flags:
+        extra = "".join(f"'{f}', " for f in flags)
+        text = text.replace("'--served-model-name'", extra + "'--served-model-name'")
+    for key, value in keys.items():
+        text = "\n".join(line for line in text.splitlines() if not line.startswith(f"{key}:")) + f"\n{key}: {value}\n"
+    path.write_text(text)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import openai
+
+from launchers import process_group
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_MODEL_SERVER = REPO / "tests" / "fakes" / "model_server.py"
@@ -88,14 +89,12 @@ class Gateway:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self, timeout: float = 40.0) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            return self.proc.wait(10)
+        """SIGTERM the gateway's process group (SIGKILL after `timeout`); its exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            process_group.stop_group(self.proc.pid, timeout, self.proc)
+        return self.proc.wait(10)
 
     def __enter__(self) -> Gateway:
         return self.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from launchers.manager import Launcher
-from launchers.server import RuntimePaths
+from launchers.paths import RuntimePaths
 from router_config.spec import load_spec
 from router_config.gateway_config import MemoryBudget
 from tests.support.gateway import fake_server_spec, free_port
@@ -24,4 +24,4 @@ def make_launcher(tmp: Path, servers: dict[str, dict], budget: MemoryBudget | No
         path = tmp / "models" / f"{name}.yaml"
         path.write_text(fake_server_spec(port, f"served-{name}", *flags, **options))
         specs.append(load_spec(path))
-    return Launcher(specs, budget or MemoryBudget(), RuntimePaths(tmp / "run", tmp / "logs"), stop_on_exit=True)
+    return Launcher(specs, budget or MemoryBudget(), RuntimePaths(tmp / "run", tmp / "logs"))
