@@ -21,6 +21,7 @@ workers read state without asking.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import itertools
 import json
@@ -230,12 +231,14 @@ class OwnerThread:
         self._thread.start()
 
     def stop(self, timeout_s: float = 60.0) -> None:
-        """Stop every server this owner started; return once done (at once if we never owned)."""
+        """Stop every server this owner started; return once done (at once if we never owned, or already stopped)."""
         self._stopping.set()
         loop, task = self._loop, self._task
         if loop is not None and task is not None:
-            loop.call_soon_threadsafe(task.cancel)
-        self._thread.join(timeout_s)
+            with contextlib.suppress(RuntimeError):  # its loop has closed: the owner is done already
+                loop.call_soon_threadsafe(task.cancel)
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
 
     def _run(self) -> None:
         lock = _OwnerLock(self._paths.owner_lock)

@@ -8,6 +8,7 @@ import faulthandler
 import ipaddress
 import json
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -104,12 +105,26 @@ def _serve(args: argparse.Namespace) -> int:
     logs.configure(_runtime_paths(config).log_dir, config.secrets)
     owner = OwnerThread(lambda: _launcher(config, servers_outlive_us=False), _runtime_paths(config))
     owner.start()
+    _stop_owner_on_exit_signals(owner)
     print(f"llm-router: serving on http://{args.host}:{args.port}/v1 (config {config.path})", file=sys.stderr)
     try:
         uvicorn.run("llm_router.app:app", host=args.host, port=args.port, workers=args.workers, **serving_options())
     finally:
         owner.stop()  # after the workers: their in-flight requests finished on running servers
     return 0
+
+
+def _stop_owner_on_exit_signals(owner) -> None:  # type: ignore[no-untyped-def]
+    """After its graceful shutdown, uvicorn (one worker) raises the signal that stopped it again, with
+    the handler it found installed: this one, which stops the model servers first, then dies of the
+    signal as the default handler would."""
+    def stop_then_die(signum: int, _frame: object) -> None:
+        owner.stop()
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop_then_die)
 
 
 def serving_options() -> dict[str, object]:

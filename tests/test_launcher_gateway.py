@@ -90,6 +90,9 @@ def test_gateway_shutdown_stops_every_server_it_started(tmp_path, cloud):
     assert "Application shutdown complete" in gw.log_text()
     assert count_spawned(str(FAKE_MODEL_SERVER), "fake-text") == 0
     assert count_spawned(str(FAKE_MODEL_SERVER), "fake-vision") == 0
+    # Stopped by the gateway before it exited, not left to the kernel's parent-death signal.
+    log = (config.parent / "logs" / "router.log").read_text()
+    assert "local-text: ready -> stopping (gateway shutdown)" in log and "local-vision: ready -> stopping (gateway shutdown)" in log
 
 
 def test_a_gateway_killed_outright_takes_the_servers_it_started_with_it(tmp_path, cloud):
