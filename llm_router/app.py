@@ -34,7 +34,7 @@ from router_config.gateway_config import default_config_path, load_config  # noq
 from router_plugins import endpoints  # noqa: E402
 from router_plugins.access import Caller, presented_key  # noqa: E402
 from router_plugins.auth import CALLER_STATE, LiteLLMAuth  # noqa: E402
-from router_plugins.errors import ApiError  # noqa: E402
+from router_plugins.errors import Api, ApiError  # noqa: E402
 from router_plugins.gateway import Gateway  # noqa: E402
 from router_plugins.hooks import RouterHooks  # noqa: E402
 from router_plugins.routes import Access, Operation, Route, classify  # noqa: E402
@@ -67,7 +67,7 @@ class GatewayApp:
             return
         route = classify(scope["method"], scope["path"])
         with logs.request_scope() as settle:
-            answer = _Answer(send, scope, route, settle)
+            answer = _Answer(send, scope, route, settle, self._gateway.requests.take_answer)
             try:
                 await self._handle(scope, receive, route, answer)
             except Exception:
@@ -75,7 +75,7 @@ class GatewayApp:
                 # here, once, with its traceback; the client gets a JSON 500 unless an answer has begun.
                 log.exception("failed on %s %r (key %s)", scope["method"], scope["path"], answer.caller_name)
                 if not answer.started:
-                    await _send_error(answer.send, ApiError(500, _FAILED), route)
+                    await answer.fail(ApiError(500, _FAILED))
 
     async def _handle(self, scope: Scope, receive: Any, route: Route, answer: _Answer) -> None:
         caller: Caller | None = None
@@ -174,34 +174,41 @@ def _replay(body: bytes, receive: Any) -> Any:
     return replay
 
 
-async def _send_error(send: Any, error: ApiError, route: Route) -> None:
+async def _send_error(send: Any, error: ApiError, route: Route, keep: dict[bytes, bytes] | None = None) -> None:
+    """keep: headers of the answer this one replaces, whose x- headers (request id, routing) it keeps."""
     payload = error.body(route.api)
-    headers = [*error.headers(), (b"content-length", str(len(payload)).encode())]
+    kept = [(name, value) for name, value in (keep or {}).items() if name.startswith(b"x-") and name != b"x-should-retry"]
+    headers = [*error.headers(), *kept, (b"content-length", str(len(payload)).encode())]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
 
 _FAILED = "The gateway failed to handle this request; the cause is in its log."
-# Enough of a 4xx answer's body to read its message for the log line.
+# Enough of an error answer's body to read its message for the log line.
 _ERROR_BODY_LIMIT = 64 * 1024
 
 
 class _Answer:
     """The answer to one HTTP request as it goes out, whoever makes it: the door, our endpoints or LiteLLM.
 
-    Its status settles what the request logs (llm_router/logs.py). A 4xx is logged as one line:
-    method, path, key name, status and message, never the body (it may hold a prompt) or a key. A
-    plain-text 5xx (LiteLLM's error path imports a database module we don't install; a FastAPI app's
-    own 500 page) goes out as a JSON error in the caller's API format, with the same status."""
+    Its status settles what the request logs (llm_router/logs.py). A failed request (4xx or 5xx)
+    is logged as one line: status, method, path, key name, LiteLLM's request id, the group routing
+    chose or that answered, and the message; never the body (it may hold a prompt) or a key. A
+    plain-text 5xx (LiteLLM's error path imports a database module we don't install; a FastAPI
+    app's own 500 page) goes out as a JSON error in the caller's API format, with the same status."""
 
-    def __init__(self, send: Any, scope: Scope, route: Route, settle: Callable[[int | None], None]) -> None:
+    def __init__(self, send: Any, scope: Scope, route: Route, settle: Callable[[int | None], None],
+                 our_answer: Callable[[str], ApiError | None]) -> None:
+        """our_answer: the error our failure hook made of a failed request, by LiteLLM's request id."""
         self._send = send
         self._scope = scope
         self._route = route
         self._settle = settle
+        self._our_answer = our_answer
         self.caller: Caller | None = None
         self.started = False
         self._status = 0
+        self._headers: dict[bytes, bytes] = {}
         self._replaced = False
         self._logged = False
         self._error_body = b""
@@ -215,18 +222,34 @@ class _Answer:
         self._log(error.status, error.message)
         await _send_error(self.send, error, self._route)
 
+    async def fail(self, error: ApiError) -> None:
+        """The answer to an exception nobody meant, which is logged with its traceback instead."""
+        self._logged = True
+        await _send_error(self.send, error, self._route)
+
     async def send(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             self.started, self._status = True, message["status"]
+            self._headers = dict(message.get("headers") or [])
             self._settle(self._status)
             if self._status >= 500 and not _is_json_or_stream(message):
-                self._replaced = True
+                # The app that sent it raises its exception next, which the door logs with its traceback.
+                self._replaced = self._logged = True
                 await _send_error(self._send, ApiError(self._status, _FAILED), self._route)
+                return
+            ours = self._our_answer(self._headers.get(b"x-litellm-call-id", b"").decode("latin-1")) if self._status >= 500 else None
+            if ours is not None and self._route.api is Api.ANTHROPIC:
+                # LiteLLM's Messages route answers a failed request from its last error, not from our
+                # failure hook: the client gets the one clear error (every backend tried, and why).
+                self._replaced = True
+                self._status = ours.status
+                self._log(ours.status, ours.message)
+                await _send_error(self._send, ours, self._route, self._headers)
                 return
         elif message["type"] == "http.response.body":
             if self._replaced:
                 return  # the plain-text body it replaced
-            if 400 <= self._status < 500 and not self._logged:
+            if self._status >= 400 and not self._logged:
                 self._error_body = (self._error_body + message.get("body", b""))[:_ERROR_BODY_LIMIT]
                 if not message.get("more_body"):
                     self._log(self._status, _error_message(self._error_body))
@@ -234,7 +257,10 @@ class _Answer:
 
     def _log(self, status: int, message: str) -> None:
         self._logged = True
-        log.info("refused %s %r (key %s): %d %s", self._scope["method"], self._scope["path"], self.caller_name, status, message)
+        request_id = self._headers.get(b"x-litellm-call-id", b"-").decode("latin-1")
+        group = (self._headers.get(b"x-litellm-model-group") or self._headers.get(b"x-llm-router-model") or b"-").decode("latin-1")
+        log.info("%d %s %r key=%s request=%s group=%s: %s", status, self._scope["method"], self._scope["path"], self.caller_name,
+                 request_id, group, message)
 
 
 def _is_json_or_stream(start: dict[str, Any]) -> bool:

@@ -7,6 +7,7 @@ import asyncio
 import faulthandler
 import ipaddress
 import json
+import logging
 import os
 import signal
 import socket
@@ -80,9 +81,6 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"llm-router: refusing to bind {args.host} without a master key. Set {environment.MASTER_KEY_ENV}, "
               "or bind 127.0.0.1.", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    if not master:
-        print(f"llm-router: no {environment.MASTER_KEY_ENV} set: the gateway is open to anyone on this machine "
-              "(loopback only).", file=sys.stderr)
     if args.workers < 1:
         print("llm-router: --workers must be at least 1", file=sys.stderr)
         return EXIT_CONFIG_ERROR
@@ -103,6 +101,8 @@ def _serve(args: argparse.Namespace) -> int:
     # One owner of the machine's model servers, in this process, whatever the number of workers;
     # it logs to the same places as the workers.
     logs.configure(_runtime_paths(config).log_dir, config.secrets)
+    for line in _settings_summary(config, bool(master), args.workers):
+        logging.getLogger("llm_router").info("llm-router: %s", line)
     owner = OwnerThread(lambda: _launcher(config, servers_outlive_us=False), _runtime_paths(config))
     owner.start()
     _stop_owner_on_exit_signals(owner)
@@ -112,6 +112,22 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         owner.stop()  # after the workers: their in-flight requests finished on running servers
     return 0
+
+
+def _settings_summary(config: GatewayConfig, has_master_key: bool, workers: int) -> list[str]:
+    """What the gateway runs with, for the start of its log (LiteLLM's own start-up notices are about
+    features llm-router replaces, and are left out)."""
+    s = config.settings
+    if has_master_key:
+        keys = f"team keys from {s.keys_file}" if s.keys_file else "no team keys (llm_router.keys_file is not set)"
+        access = f"master key set, {keys}"
+    else:
+        access = f"no {environment.MASTER_KEY_ENV}: open to anyone on this machine (loopback only)"
+    local = config.local_specs()
+    routing = f"content routing for {', '.join(config.routing.trigger_models)}" if config.routing else "no content routing (no routing: section)"
+    return [access,
+            f"{len(config.groups)} model groups ({len(local)} local: {', '.join(local) or 'none'}); {routing}",
+            f"{workers} worker(s); state in {config.resolve_path(s.state_dir)}, logs in {config.resolve_path(s.log_dir)}"]
 
 
 def _stop_owner_on_exit_signals(owner) -> None:  # type: ignore[no-untyped-def]

@@ -1,12 +1,15 @@
 """Gateway logging: stderr and logs/router.log, with secrets masked on every record.
 
-A client's mistake is one line. The door logs each request it answers with a 4xx, its own refusals
-and LiteLLM's alike (llm_router/app.py), and what LiteLLM and uvicorn log while that request is
-handled is dropped: their records wait until the request's answer starts, then are dropped for a
-4xx and passed on for anything else. An exception with a 4xx status that LiteLLM logs on its way
-to another answer (count_tokens falls back to a default tokenizer for a model it doesn't know) is
-a refusal too: its record keeps one line, without the traceback. Nothing else is shortened: an
-upstream's failure, a 5xx, and a bug of ours or of LiteLLM's keep their tracebacks.
+An operator reads one line per failed request. The door logs each request it answers with a 4xx
+or 5xx, its own refusals and LiteLLM's errors alike (llm_router/app.py): request id, key name,
+route, group, status and reason, never a prompt or a key. What LiteLLM and uvicorn log while a
+request is handled waits until the request's answer starts: for a failed request it is dropped
+(the door's line says it), for an answered one (a fallback served it) each record is kept as one
+line, without its traceback. A traceback is kept only for our own code's records and for what is
+logged outside any request (start-up, shutdown), where a bug is not a client's or an upstream's.
+LiteLLM's start-up notices about features llm-router doesn't use (its own master key, its admin
+UI, its database-backed checks) are dropped; llm-router logs what it runs with instead. With
+LLM_ROUTER_LOG_LEVEL=DEBUG nothing is dropped or shortened.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ class _Request:
 
     def __init__(self) -> None:
         self.settled = False
-        self.client_error = False
+        self.failed = False
         self.held: list[tuple[logging.Handler, logging.LogRecord]] = []
 
     def settle(self, status: int | None) -> None:
@@ -70,15 +73,17 @@ class _Request:
         if self.settled:
             return
         self.settled = True
-        self.client_error = status is not None and 400 <= status < 500
+        self.failed = status is None or status >= 400
         held, self.held = self.held, []
-        if not self.client_error:
+        if not self.failed:
             for handler, record in held:
-                handler.handle(record)
+                handler.handle(_one_line(record))
 
     def admit(self, handler: logging.Handler, record: logging.LogRecord) -> bool:
         if self.settled:
-            return not self.client_error
+            if not self.failed:
+                _one_line(record)
+            return not self.failed
         self.held.append((handler, record))
         return False
 
@@ -107,14 +112,26 @@ class _HeldUntilAnswered(logging.Filter):
         self._handler = handler
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not _quieted(record.name):
+        if not _quieted(record.name) or _debugging():
             return True
         request = _request.get()
-        if request is not None and not request.admit(self._handler, record):
-            return False
-        if record.exc_info and _is_client_error(record.exc_info[1]):
-            _drop_traceback(record)
-        return True
+        if request is None:
+            return not record.getMessage().startswith(_NOT_OURS)
+        return request.admit(self._handler, record)
+
+
+# LiteLLM's start-up notices about what llm-router replaces: its master key and database-backed
+# checks (our door authenticates and applies the route policy) and its admin UI (not served).
+_NOT_OURS = (
+    "LITELLM_MASTER_KEY is not set",
+    "dangerously_permit_weak_or_unset_master_key",
+    "custom_auth is configured but 'custom_auth_run_common_checks' is not set",
+    "trusted_proxy_ranges is not set",
+)
+
+
+def _debugging() -> bool:
+    return os.environ.get("LLM_ROUTER_LOG_LEVEL", "INFO").upper() == "DEBUG"
 
 
 def _quieted(logger_name: str) -> bool:
@@ -122,17 +139,15 @@ def _quieted(logger_name: str) -> bool:
     return logger_name.startswith("LiteLLM") or logger_name in ("uvicorn", "uvicorn.error")
 
 
-def _is_client_error(exc: BaseException | None) -> bool:
-    # LiteLLM's exceptions carry `status_code`; its ProxyException a `code`, as a string.
-    status = getattr(exc, "status_code", None) or getattr(exc, "code", None)
-    return str(status).isdigit() and 400 <= int(str(status)) < 500
-
-
-def _drop_traceback(record: logging.LogRecord) -> None:
+def _one_line(record: logging.LogRecord) -> logging.LogRecord:
+    """The record as one line: its message's first line, and its exception's, without a traceback."""
     exc = record.exc_info[1] if record.exc_info else None
-    first_line = str(exc).strip().split("\n", 1)[0][:300]
-    record.msg, record.args = f"{record.getMessage()} ({type(exc).__name__}: {first_line})", None
+    message = record.getMessage().strip().split("\n", 1)[0][:300]
+    if exc is not None:
+        message += f" ({type(exc).__name__}: {str(exc).strip().split(chr(10), 1)[0][:300]})"
+    record.msg, record.args = message, None
     record.exc_info, record.exc_text = None, None
+    return record
 
 
 def _detach(logger: logging.Logger) -> None:

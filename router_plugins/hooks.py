@@ -186,19 +186,16 @@ class RouterHooks(CustomLogger):
         self, request_data: dict, original_exception: Exception, user_api_key_dict: Any, traceback_str: str | None = None
     ) -> HTTPException | None:
         gw = self._gateway
-        attempts = gw.requests.finish(_request_id(request_data)).attempts
+        request_id = _request_id(request_data)
+        attempts = gw.requests.finish(request_id).attempts
         status = getattr(original_exception, "status_code", None)
         if isinstance(original_exception, (HTTPException, ProxyException)) or not attempts:
             return None
         if isinstance(status, int) and status not in _BACKEND_FAILURE_STATUSES and status < 500:
             return None
-        if all(a.why == FORBIDDEN for a in attempts):
-            return _Returned(ApiError(403, f"This key may not use {', '.join(a.group for a in attempts)}."))
-        tried = "; ".join(f"{a.group}: {a.why}" for a in attempts)
-        message = redact(f"All backends failed for this request. Tried {len(attempts)}: {tried}", gw.secrets())
-        if all(a.unavailable for a in attempts):
-            return _Returned(ApiError(503, message, kind="backend_unavailable", retryable=False))
-        return _Returned(ApiError(502, message, kind="backend_error"))
+        error = _failure(attempts, gw.secrets())
+        gw.requests.failed_with(request_id, error)
+        return _Returned(error)
 
     async def async_post_call_response_headers_hook(
         self, data: dict, user_api_key_dict: Any, response: Any, request_headers: dict | None = None, litellm_call_info: dict | None = None
@@ -249,6 +246,17 @@ def _header_value(text: str) -> str:
 
 
 _PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+def _failure(attempts: list[Attempt], secrets: list[str]) -> ApiError:
+    """One clear error for a request every backend of which failed, naming each and why."""
+    if all(a.why == FORBIDDEN for a in attempts):
+        return ApiError(403, f"This key may not use {', '.join(a.group for a in attempts)}.")
+    tried = "; ".join(f"{a.group}: {a.why}" for a in attempts)
+    message = redact(f"All backends failed for this request. Tried {len(attempts)}: {tried}", secrets)
+    if all(a.unavailable for a in attempts):
+        return ApiError(503, message, kind="backend_unavailable", retryable=False)
+    return ApiError(502, message, kind="backend_error")
 
 
 def _raised(error: ApiError) -> ProxyException:

@@ -12,6 +12,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from router_plugins.errors import ApiError
+
 _MEMORY = 10_000
 
 
@@ -33,6 +35,8 @@ class Attempt:
 class RequestRecord:
     decision: Decision | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    answer: ApiError | None = None
+    """The error the failure hook made of this request's failure, until the door has sent it."""
 
 
 class RequestLedger:
@@ -61,6 +65,17 @@ class RequestLedger:
         with self._lock:
             record = self._records.get(call_id)
             return record is not None and any(a.group == group for a in record.attempts)
+
+    def failed_with(self, call_id: str, error: ApiError) -> None:
+        """Keep the error a failed request is to be answered with: LiteLLM's Messages route doesn't
+        take it from the failure hook, so the door puts it on the answer itself."""
+        with self._lock:
+            self._record(call_id).answer = error
+
+    def take_answer(self, call_id: str) -> ApiError | None:
+        with self._lock:
+            record = self._records.pop(call_id, None)
+            return record.answer if record else None
 
     def finish(self, call_id: str) -> RequestRecord:
         """The request's record, forgotten from now on."""

@@ -1,6 +1,7 @@
-"""What the gateway logs per request: no access line unless LLM_ROUTER_ACCESS_LOG=1 asks for it; one
-line, without a traceback, for each request answered 4xx, whatever refused it; and the traceback of
-an error nobody meant, with a JSON 500 for its client."""
+"""What the gateway logs: no access line unless LLM_ROUTER_ACCESS_LOG=1 asks for it; one line, without
+a traceback, for each failed request (4xx or 5xx), whatever failed it; the traceback of an error
+nobody meant, with a JSON 500 for its client; and start-up lines about llm-router's own settings,
+not LiteLLM's notices about features it doesn't use."""
 
 from __future__ import annotations
 
@@ -67,10 +68,36 @@ def test_each_request_answered_4xx_is_one_line_without_a_traceback(gateway, clou
     finally:
         cloud.clear_modes()
     assert [a.status_code // 100 for a in answers] == [4] * len(answers), [a.status_code for a in answers]
-    written = _router_log(gateway).read_text()[start:]
+    _assert_one_line_each(_router_log(gateway).read_text()[start:], answers)
+
+
+def test_each_request_answered_5xx_is_one_line_with_its_request_id_and_group(gateway):
+    start = len(_router_log(gateway).read_text())
+    answers = [  # every backend of the chain failed: anthropic-500, then dead-end
+        gateway.post("/v1/chat/completions", {"model": "anthropic-500", "messages": HI}, key=MASTER),
+        gateway.post("/v1/messages", {"model": "anthropic-500", "max_tokens": 5, "messages": HI}, key=MASTER),
+    ]
+    assert [a.status_code for a in answers] == [502, 502], [a.text for a in answers]
+    lines = _assert_one_line_each(_router_log(gateway).read_text()[start:], answers)
+    for line, answer in zip(lines, answers):
+        assert f"request={answer.headers['x-litellm-call-id']}" in line and "anthropic-500" in line, line
+        assert "Tried 2: anthropic-500" in line, line
+
+
+def _assert_one_line_each(written: str, answers: list) -> list[str]:
+    """The lines logged for `answers`, one each, in order, from the door, with no traceback."""
     assert "Traceback" not in written
-    assert [line.split(": ", 1)[0].rsplit(" ", 1)[-1] for line in written.splitlines()] == ["llm_router.app"] * len(answers), written
-    assert written.count(" refused ") == len(answers), written
+    lines = written.splitlines()
+    assert [line.split(": ", 1)[0].rsplit(" ", 1)[-1] for line in lines] == ["llm_router.app"] * len(answers), written
+    assert [int(line.split(": ", 1)[1].split(" ", 1)[0]) for line in lines] == [a.status_code for a in answers], written
+    return lines
+
+
+def test_start_up_lines_describe_llm_routers_settings_not_litellms_defaults(gateway):
+    logs = gateway.log_text() + _router_log(gateway).read_text()
+    assert "LITELLM_MASTER_KEY is not set" not in logs and "dangerously_permit_weak_or_unset_master_key" not in logs
+    assert "custom_auth_run_common_checks" not in logs
+    assert "llm-router: master key set, team keys from keys.yaml" in logs
 
 
 @pytest.fixture
