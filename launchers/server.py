@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import httpx
 import psutil
 
-from launchers import process_group, provision
+from launchers import metrics, process_group, provision
 from launchers.paths import RuntimePaths
 from launchers.requirements import missing_requirements
 from router_config.spec import LaunchSpec
@@ -134,6 +134,7 @@ class ModelServer:
         self._failures = 0
         self._retry_at = 0.0
         self._log_offset = 0
+        metrics.server_state(self.name, self.state.value)
 
     # ---- public surface -------------------------------------------------------------------
 
@@ -159,6 +160,7 @@ class ModelServer:
         """Return once the server is ready (holding `lease` for the caller, if given), starting it if
         needed; raise ServerUnavailable if it can't be."""
         self._waiting += 1
+        metrics.waiting_for_start(self.name, self._waiting)
         try:
             while True:
                 if self.state is ServerState.READY:
@@ -174,6 +176,7 @@ class ModelServer:
                 await self._await_start(self._begin_start())
         finally:
             self._waiting -= 1
+            metrics.waiting_for_start(self.name, self._waiting)
 
     def start_in_background(self) -> None:
         """Begin a start without waiting for it (cold_start: fallback); the outcome lands in state and last_error."""
@@ -279,6 +282,7 @@ class ModelServer:
         if new is ServerState.READY:
             self._ready_at = self.last_used = time.monotonic()
         log.info("%s: %s -> %s%s", self.name, expected.value, new.value, f" ({detail})" if detail else "")
+        metrics.server_state(self.name, new.value)
         self._write_state_file()
         if self._on_change is not None:
             self._on_change(self)
@@ -311,6 +315,7 @@ class ModelServer:
             raise
 
     async def _start(self) -> None:
+        began = time.monotonic()
         try:
             if self._cleanup is not None:
                 await asyncio.shield(self._cleanup)
@@ -325,15 +330,21 @@ class ModelServer:
         except StartFailed as exc:
             ended = await self._end_spawned()
             self._record_failure(exc.why)
+            metrics.cold_start(self.name, "failed")
             self._transition(ServerState.STARTING, ServerState.FAILED, exc.why)
             self._forget_process(group_ended=ended)
             raise ServerUnavailable(self.name, exc.why, exc.log_tail) from None
         except asyncio.CancelledError:
             ended = await self._end_spawned()
+            metrics.cold_start(self.name, "cancelled")
             self._transition(ServerState.STARTING, ServerState.STOPPING, "start cancelled")
             self._transition(ServerState.STOPPING, ServerState.STOPPED)
             self._forget_process(group_ended=ended)
             raise
+        if self.owned:
+            metrics.cold_start(self.name, "ready", time.monotonic() - began)
+        else:
+            metrics.cold_start(self.name, "adopted")
         self._failures = 0
         self._transition(ServerState.STARTING, ServerState.READY, f"pid {self._pid}, port {self.spec.port}" + ("" if self.owned else ", adopted"))
 

@@ -45,6 +45,8 @@ log = logging.getLogger("llm_router.app")
 
 Scope = dict[str, Any]
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+METRICS_PATH = "/metrics"
+"""Mounted by LiteLLM's prometheus callback; admin-only unless llm_router.metrics_public."""
 
 
 class _BodyTooLarge(Exception):
@@ -100,7 +102,7 @@ class GatewayApp:
         await app(scope, replay, answer.send)
 
     def _admit(self, scope: Scope, route: Route) -> Caller | None:
-        if route.access is Access.PUBLIC:
+        if route.access is Access.PUBLIC or (scope["path"].rstrip("/") == METRICS_PATH and self._gateway.config.settings.metrics_public):
             return None
         caller = self._gateway.access.caller(presented_key(_headers(scope)))
         self._gateway.access.check_route(caller, route, scope["path"])

