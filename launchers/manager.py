@@ -13,9 +13,10 @@ import asyncio
 import atexit
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 from contextlib import asynccontextmanager
 
-from launchers import budget, metrics
+from launchers import budget, metrics, process_group
 from launchers.paths import RuntimePaths
 from launchers.server import ModelServer, ServerState, ServerStatus, StartFailed
 from router_config.gateway_config import MemoryBudget
@@ -33,6 +34,7 @@ class Launcher:
         """servers_outlive_us: servers this launcher starts keep running after it (`llm-router start`
         without a gateway); the next owner adopts them."""
         self._budget = memory
+        self._paths = paths
         self._outlive = servers_outlive_us
         self._listeners: list[Callable[[ModelServer], None]] = []
         self._room_lock = asyncio.Lock()
@@ -67,6 +69,19 @@ class Launcher:
 
     def statuses(self) -> list[ServerStatus]:
         return [s.status() for s in self.servers.values()]
+
+    def memory(self) -> dict[str, Any]:
+        """What the running servers hold against the budget, per GPU and on the host (GiB)."""
+        holding = [s.spec.memory for s in self.servers.values() if s.holds_memory]
+        gpus = sorted({m.gpu_device for m in holding if m.gpu_gib} | set(self._budget.gpu_gib))
+        return {
+            "gpu": [{"device": d, "held_gib": sum(m.gpu_gib for m in holding if m.gpu_device == d), "budget_gib": self._budget.gpu_gib.get(d)}
+                    for d in gpus],
+            "host": {"held_gib": sum(m.host_gib for m in holding), "budget_gib": self._budget.host_gib},
+        }
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        return process_group.log_tail(self._paths.log_file(name), 0, lines)
 
     def never_fits(self, spec: LaunchSpec) -> str | None:
         return budget.never_fits(self._budget, spec)

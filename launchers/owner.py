@@ -13,7 +13,8 @@ as long as its command runs. A client's leases are tied to its connection: a wor
 leaks none.
 
 The protocol is one JSON object per line. A request carries an `id` and gets one reply with the
-same `id` (`ok`, and `why`/`log_tail` or `result`); `release` and `cancel` get none. The owner
+same `id` (`ok`, and `why`/`log_tail` or `result`); `release`, `cancel` and `note_decision` (a
+worker's record of a routing decision, for the status page) get none. The owner
 also sends every connection each server's state as it changes (`{"event": "servers", ...}`), so
 workers read state without asking.
 """
@@ -28,6 +29,7 @@ import json
 import logging
 import os
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -42,6 +44,9 @@ from launchers.server import ModelServer, ServerUnavailable
 log = logging.getLogger("llm_router.owner")
 
 Handler = Callable[["_Session", dict[str, Any]], Awaitable[Any]]
+DECISIONS_KEPT = 100
+DECISION_FIELDS = ("time", "key", "requested", "reason", "chosen", "served", "status", "latency_ms")
+"""What a routing decision record holds (the status page's table): never a prompt, never a key."""
 _LOCK_POLL_S = 0.2
 
 
@@ -53,6 +58,7 @@ class Owner:
         self._socket_path = socket_path
         self._sessions: set[_Session] = set()
         self._numbers = itertools.count(1)
+        self._decisions: deque[dict[str, Any]] = deque(maxlen=DECISIONS_KEPT)
         launcher.on_change(self._broadcast)
         self._handlers: dict[str, Handler] = {
             "ensure_ready": self._ensure_ready,
@@ -60,6 +66,7 @@ class Owner:
             "start": self._start,
             "stop": self._stop,
             "statuses": self._statuses,
+            "overview": self._overview,
             "check_alive": self._check_alive,
         }
 
@@ -97,6 +104,8 @@ class Owner:
                 op = message.get("op")
                 if op == "release":
                     self._release(session, str(message.get("lease")))
+                elif op == "note_decision":
+                    self._note_decision(message.get("decision"))
                 elif op == "cancel":
                     session.cancel(message.get("id"))
                 else:
@@ -161,6 +170,16 @@ class Owner:
 
     async def _statuses(self, _: _Session, __: dict[str, Any]) -> list[dict[str, Any]]:
         return [asdict(s) for s in self._launcher.statuses()]
+
+    async def _overview(self, _: _Session, __: dict[str, Any]) -> dict[str, Any]:
+        """Everything the status page shows about the machine: servers (with their log tails), the
+        memory they hold against the budget, and the latest routing decisions of every worker."""
+        return {"servers": [{**asdict(s), "log_tail": self._launcher.log_tail(s.name)} for s in self._launcher.statuses()],
+                "memory": self._launcher.memory(), "decisions": list(reversed(self._decisions))}
+
+    def _note_decision(self, decision: Any) -> None:
+        if isinstance(decision, dict):
+            self._decisions.append({k: decision.get(k) for k in DECISION_FIELDS})
 
     async def _check_alive(self, _: _Session, message: dict[str, Any]) -> None:
         await self._server_named(message).check_alive(probe_port=True)

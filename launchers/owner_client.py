@@ -95,6 +95,14 @@ class OwnerClient:
     async def statuses(self) -> list[dict[str, Any]]:
         return await self._ask("", {"op": "statuses"})
 
+    async def overview(self) -> dict[str, Any]:
+        """Servers with their log tails, memory held against the budget, and the latest routing decisions."""
+        return await self._ask("", {"op": "overview"})
+
+    def note_decision(self, decision: dict[str, Any]) -> None:
+        """Tell the owner about a routing decision and its outcome (fire and forget; lost if not connected)."""
+        self._send({"op": "note_decision", "decision": decision})
+
     async def check_alive(self, name: str) -> None:
         await self._ask(name, {"op": "check_alive", "server": name})
 

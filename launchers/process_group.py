@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 
 _SETPRIV = shutil.which("setpriv")
+_TAIL_BYTES = 64 * 1024
 
 
 def spawn(argv: list[str], env: dict[str, str], log_path: Path, cwd: Path, die_with_parent: bool) -> subprocess.Popen[bytes]:
@@ -113,7 +114,7 @@ def log_tail(log_path: Path, offset: int, lines: int = 20) -> str:
     """The last lines written to log_path since offset (this run's output only)."""
     try:
         with open(log_path, "rb") as f:
-            f.seek(offset)
+            f.seek(max(offset, f.seek(0, os.SEEK_END) - _TAIL_BYTES))  # a long-running server's log is large
             data = f.read()
     except FileNotFoundError:
         return ""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -69,7 +70,7 @@ class GatewayApp:
             return
         route = classify(scope["method"], scope["path"])
         with logs.request_scope() as settle:
-            answer = _Answer(send, scope, route, settle, self._gateway.requests.take_answer)
+            answer = _Answer(send, scope, route, settle, self._gateway.requests.take_answer, self._gateway.servers.note_decision)
             try:
                 await self._handle(scope, receive, route, answer)
             except Exception:
@@ -85,6 +86,7 @@ class GatewayApp:
             caller = answer.caller = self._admit(scope, route)
             body = await self._read_body(scope, receive) if scope["method"] in _BODY_METHODS else None
             parsed = parse_body(body, route.operation, route.model) if body is not None else None
+            answer.requested = route.model if route.model is not None else (parsed or {}).get("model")
             if caller is not None and caller.is_team and route.access is Access.INFERENCE:
                 self._gateway.access.check_request(caller, route, self._named_group(route, parsed))
             if route.operation is Operation.COUNT_TOKENS and parsed is not None and caller is not None:
@@ -94,6 +96,10 @@ class GatewayApp:
             await answer.refuse(ApiError(413, f"Request body is larger than the {limit_mb:g} MB limit.", "request_body"))
             return
         except ApiError as exc:
+            if exc.status == 401 and scope["path"] == endpoints.STATUS_PAGE:
+                # A browser has no key to send: the page comes with the API's 401 and asks for one.
+                await endpoints.status_page(401)(scope, receive, answer.send)
+                return
             await answer.refuse(exc)
             return
         scope.setdefault("state", {})[CALLER_STATE] = caller
@@ -200,13 +206,17 @@ class _Answer:
     app's own 500 page) goes out as a JSON error in the caller's API format, with the same status."""
 
     def __init__(self, send: Any, scope: Scope, route: Route, settle: Callable[[int | None], None],
-                 our_answer: Callable[[str], ApiError | None]) -> None:
-        """our_answer: the error our failure hook made of a failed request, by LiteLLM's request id."""
+                 our_answer: Callable[[str], ApiError | None], note_decision: Callable[[dict[str, Any]], None]) -> None:
+        """our_answer: the error our failure hook made of a failed request, by LiteLLM's request id.
+        note_decision: where a routed request's decision and outcome go (the status page's table)."""
         self._send = send
         self._scope = scope
         self._route = route
         self._settle = settle
         self._our_answer = our_answer
+        self._note_decision = note_decision
+        self._began = time.monotonic()
+        self.requested: Any = None
         self.caller: Caller | None = None
         self.started = False
         self._status = 0
@@ -255,7 +265,21 @@ class _Answer:
                 self._error_body = (self._error_body + message.get("body", b""))[:_ERROR_BODY_LIMIT]
                 if not message.get("more_body"):
                     self._log(self._status, _error_message(self._error_body))
+            if not message.get("more_body"):
+                self._note()
         await self._send(message)
+
+    def _note(self) -> None:
+        """A routed request's decision and how it ended, once its answer is complete (streams included)."""
+        reason = self._headers.get(b"x-llm-router-reason")
+        if reason is None:
+            return
+        self._note_decision({
+            "time": time.time(), "key": self.caller_name, "requested": self.requested if isinstance(self.requested, str) else None,
+            "reason": reason.decode("latin-1"), "chosen": _header(self._headers, b"x-llm-router-model"),
+            "served": _header(self._headers, b"x-litellm-model-group"), "status": self._status,
+            "latency_ms": round((time.monotonic() - self._began) * 1000, 1),
+        })
 
     def _log(self, status: int, message: str) -> None:
         self._logged = True
@@ -263,6 +287,11 @@ class _Answer:
         group = (self._headers.get(b"x-litellm-model-group") or self._headers.get(b"x-llm-router-model") or b"-").decode("latin-1")
         log.info("%d %s %r key=%s request=%s group=%s: %s", status, self._scope["method"], self._scope["path"], self.caller_name,
                  request_id, group, message)
+
+
+def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
+    value = headers.get(name)
+    return value.decode("latin-1") if value else None
 
 
 def _is_json_or_stream(start: dict[str, Any]) -> bool:
