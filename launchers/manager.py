@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from launchers import budget, metrics, process_group
 from launchers.paths import RuntimePaths
@@ -27,6 +28,15 @@ log = logging.getLogger("llm_router.launcher")
 MONITOR_INTERVAL_S = 0.5
 _DRAIN_POLL_S = 0.1
 _LEASE_MAX_AGE_S = 1800.0
+
+
+@dataclass
+class Reconfigured:
+    """What a live configuration change did to the local servers."""
+
+    applied: list[str] = field(default_factory=list)
+    restarts_when_idle: list[str] = field(default_factory=list)
+    needs_gateway_restart: list[str] = field(default_factory=list)
 
 
 class Launcher:
@@ -83,6 +93,21 @@ class Launcher:
     def log_tail(self, name: str, lines: int = 20) -> str:
         return process_group.log_tail(self._paths.log_file(name), 0, lines)
 
+    def reconfigure(self, specs: Iterable[LaunchSpec], memory: MemoryBudget) -> Reconfigured:
+        """Take changed launch specs and budget, live. A server whose process a change touches (its
+        command, environment, port...) is restarted when next idle; the others keep running."""
+        self._budget = memory
+        given = {spec.name: spec for spec in specs}
+        outcome = Reconfigured()
+        for name, spec in given.items():
+            server = self.servers.get(name)
+            if server is None:
+                outcome.needs_gateway_restart.append(f"{name}: a new local model")
+            elif spec != server.spec:
+                (outcome.restarts_when_idle if server.reconfigure(spec) else outcome.applied).append(name)
+        outcome.needs_gateway_restart += [f"{name}: a local model no longer configured" for name in self.servers if name not in given]
+        return outcome
+
     def never_fits(self, spec: LaunchSpec) -> str | None:
         return budget.never_fits(self._budget, spec)
 
@@ -134,7 +159,10 @@ class Launcher:
                     await server.check_alive()
                     server.drop_stale_leases(_LEASE_MAX_AGE_S)
                     ttl = server.spec.idle_ttl_s
-                    if server.is_ready and server.owned and ttl > 0 and server.inflight == 0 and server.idle_for() > ttl:
+                    if server.is_ready and server.awaits_restart and server.inflight == 0:
+                        await server.stop("its launch spec changed")
+                        server.start_in_background()
+                    elif server.is_ready and server.owned and ttl > 0 and server.inflight == 0 and server.idle_for() > ttl:
                         await server.stop(f"idle for more than idle_ttl_s={ttl:g}")
                 except Exception:
                     log.exception("%s: launcher monitor error", server.name)

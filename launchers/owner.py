@@ -32,7 +32,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,27 @@ from launchers.manager import Launcher
 from launchers.owner_client import MESSAGE_LIMIT, OwnerClient
 from launchers.paths import RuntimePaths
 from launchers.server import ModelServer, ServerUnavailable
+from router_config.gateway_config import MemoryBudget
+from router_config.problems import ConfigError
+from router_config.spec import LaunchSpec
 
 log = logging.getLogger("llm_router.owner")
 
 Handler = Callable[["_Session", dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class NewConfig:
+    """A reread configuration, as the owner applies it."""
+
+    specs: list[LaunchSpec]
+    memory: MemoryBudget
+    needs_gateway_restart: list[str]
+    """Changes only a restart applies (a deployment LiteLLM would have to add without its database)."""
+
+
+Reloader = Callable[[], NewConfig]
+"""Rereads and validates the configuration; raises ConfigError."""
 DECISIONS_KEPT = 100
 DECISION_FIELDS = ("time", "key", "requested", "reason", "chosen", "served", "status", "latency_ms")
 """What a routing decision record holds (the status page's table): never a prompt, never a key."""
@@ -53,9 +70,11 @@ _LOCK_POLL_S = 0.2
 class Owner:
     """Serves one Launcher to every process of the machine, over a unix socket."""
 
-    def __init__(self, launcher: Launcher, socket_path: Path):
+    def __init__(self, launcher: Launcher, socket_path: Path, reload_config: Reloader | None = None):
+        """reload_config: rereads the configuration for `reload` (a gateway's owner; None for a command's)."""
         self._launcher = launcher
         self._socket_path = socket_path
+        self._reload_config = reload_config
         self._sessions: set[_Session] = set()
         self._numbers = itertools.count(1)
         self._decisions: deque[dict[str, Any]] = deque(maxlen=DECISIONS_KEPT)
@@ -68,6 +87,7 @@ class Owner:
             "statuses": self._statuses,
             "overview": self._overview,
             "check_alive": self._check_alive,
+            "reload": self._reload,
         }
 
     async def serve(self) -> None:
@@ -133,7 +153,9 @@ class Owner:
         session.send(reply)
 
     def _broadcast(self, _: ModelServer) -> None:
-        event = {"event": "servers", "servers": self._views()}
+        self._tell_everyone({"event": "servers", "servers": self._views()})
+
+    def _tell_everyone(self, event: dict[str, Any]) -> None:
         for session in list(self._sessions):
             session.send(event)
 
@@ -183,6 +205,27 @@ class Owner:
 
     async def _check_alive(self, _: _Session, message: dict[str, Any]) -> None:
         await self._server_named(message).check_alive(probe_port=True)
+
+    async def _reload(self, _: _Session, __: dict[str, Any]) -> dict[str, Any]:
+        return self.reload()
+
+    def reload(self) -> dict[str, Any]:
+        """Reread the configuration and apply it live: here to the local servers, and in every worker
+        (told by an event) to routing, fallbacks, aliases and keys. An invalid file changes nothing."""
+        if self._reload_config is None:
+            raise ValueError("only a running gateway reloads its configuration")
+        try:
+            new = self._reload_config()
+        except ConfigError as exc:
+            raise ValueError(f"nothing changed: the configuration has {len(exc.problems)} problem(s): "
+                             + "; ".join(str(p) for p in exc.problems)) from None
+        outcome = self._launcher.reconfigure(new.specs, new.memory)
+        outcome.needs_gateway_restart += new.needs_gateway_restart
+        self._tell_everyone({"event": "reload"})
+        log.info("configuration reloaded: applied to %s; restarting when idle: %s; needs a gateway restart: %s",
+                 ", ".join(outcome.applied) or "no local server", ", ".join(outcome.restarts_when_idle) or "none",
+                 "; ".join(outcome.needs_gateway_restart) or "nothing")
+        return asdict(outcome)
 
 
 class _Session:
@@ -238,9 +281,11 @@ class OwnerThread:
     kernel signals a server when the thread that started it ends, so they end with this process.
     """
 
-    def __init__(self, make_launcher: Callable[[], Launcher], paths: RuntimePaths):
+    def __init__(self, make_launcher: Callable[[], Launcher], paths: RuntimePaths, reload_config: Reloader):
         self._make_launcher = make_launcher
         self._paths = paths
+        self._reload_config = reload_config
+        self._owner: Owner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = threading.Event()
@@ -259,6 +304,23 @@ class OwnerThread:
         if self._thread.is_alive():
             self._thread.join(timeout_s)
 
+    def reload_soon(self) -> None:
+        """Reload the configuration on the owner's thread (SIGHUP); a gateway that doesn't own the
+        machine's servers has nothing to reload here: `llm-router reload` reaches the one that does."""
+        loop, owner = self._loop, self._owner
+        if loop is None or owner is None:
+            log.warning("reload asked of a gateway that doesn't own this machine's model servers; use `llm-router reload`")
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._reload_and_log, owner)
+
+    @staticmethod
+    def _reload_and_log(owner: Owner) -> None:
+        try:
+            owner.reload()
+        except ValueError as exc:
+            log.error("configuration not reloaded: %s", exc)
+
     def _run(self) -> None:
         lock = _OwnerLock(self._paths.owner_lock)
         try:
@@ -273,8 +335,9 @@ class OwnerThread:
     async def _own(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
+        self._owner = Owner(self._make_launcher(), self._paths.owner_socket, self._reload_config)
         try:
-            await Owner(self._make_launcher(), self._paths.owner_socket).serve()
+            await self._owner.serve()
         except asyncio.CancelledError:
             pass
 

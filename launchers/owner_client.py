@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ class OwnerClient:
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._leases: set[str] = set()
+        self._on_reload: list[Callable[[], None]] = []
 
     # ---- the mirror ------------------------------------------------------------------------
 
@@ -94,6 +96,14 @@ class OwnerClient:
 
     async def statuses(self) -> list[dict[str, Any]]:
         return await self._ask("", {"op": "statuses"})
+
+    def on_reload(self, listener: Callable[[], None]) -> None:
+        """Call `listener` when the owner has reloaded the configuration (it tells every worker)."""
+        self._on_reload.append(listener)
+
+    async def reload(self) -> dict[str, Any]:
+        """Have the owner reread the configuration and apply it everywhere; what it did."""
+        return await self._ask("", {"op": "reload"})
 
     async def overview(self) -> dict[str, Any]:
         """Servers with their log tails, memory held against the budget, and the latest routing decisions."""
@@ -156,6 +166,10 @@ class OwnerClient:
         try:
             while line := await reader.readline():
                 message = json.loads(line)
+                if message.get("event") == "reload":
+                    for listener in self._on_reload:
+                        listener()
+                    continue
                 if message.get("event") == "servers":
                     for view in message["servers"]:
                         if view["name"] in self._views:

@@ -126,6 +126,7 @@ class ModelServer:
         self._start_task: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None
         self._cleanup: asyncio.Task[None] | None = None
+        self._next_spec: LaunchSpec | None = None
         self._leases: dict[str, float] = {}
         self._waiting = 0
         self.last_used = time.monotonic()
@@ -265,6 +266,23 @@ class ModelServer:
             last_error=self.last_error,
         )
 
+    def reconfigure(self, spec: LaunchSpec) -> bool:
+        """Take a changed launch spec: at once if the server's process doesn't depend on what changed
+        (or none runs); else it is used from the next start, and True says the running server must be
+        restarted for it (the launcher does that when the server is next idle)."""
+        if spec == self.spec:
+            return False
+        if _process_of(spec) == _process_of(self.spec) or self.state in (ServerState.STOPPED, ServerState.FAILED):
+            self.spec = spec
+            return False
+        self._next_spec = spec
+        return True
+
+    @property
+    def awaits_restart(self) -> bool:
+        """A changed spec waits for this server's next start."""
+        return self._next_spec is not None
+
     def kill_now(self) -> None:
         """Interpreter-exit safety net: SIGKILL an owned group without the event loop."""
         if self.owned and self._pgid is not None:
@@ -357,6 +375,8 @@ class ModelServer:
         self._leases.clear()
         # Adopted servers too: whoever spawned it, its whole group is gone now.
         self._forget_process(group_ended=pgid is not None)
+        if self._next_spec is not None:
+            self.spec, self._next_spec = self._next_spec, None
         self._transition(ServerState.STOPPING, ServerState.STOPPED)
 
     async def _mark_failed(self, why: str) -> None:
@@ -547,6 +567,12 @@ class ModelServer:
             return json.loads(self._paths.state_file(self.name).read_text())
         except (FileNotFoundError, ValueError):
             return {}
+
+
+def _process_of(spec: LaunchSpec) -> tuple[object, ...]:
+    """What a running server's process was started with: a change here needs a restart."""
+    return (spec.argv(), spec.environment(), spec.host, spec.port, spec.health_path, spec.served_model_name,
+            spec.checks_with_completion, spec.source)
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:

@@ -28,10 +28,13 @@ from router_config import environment
 
 environment.apply_defaults()
 
-from litellm.proxy.proxy_server import app as litellm_app  # noqa: E402  (needs the environment first)
+from litellm.constants import RUNTIME_UPDATABLE_ROUTER_SETTINGS  # noqa: E402
+from litellm.proxy import proxy_server  # noqa: E402  (needs the environment first)
+from litellm.proxy.proxy_server import app as litellm_app  # noqa: E402
 
 from llm_router import inert_hooks, logs  # noqa: E402
 from router_config.gateway_config import default_config_path, load_config  # noqa: E402
+from router_config.litellm_settings import litellm_config  # noqa: E402
 from router_plugins import endpoints  # noqa: E402
 from router_plugins.access import Caller, presented_key  # noqa: E402
 from router_plugins.auth import CALLER_STATE, LiteLLMAuth  # noqa: E402
@@ -59,7 +62,6 @@ class GatewayApp:
         self._gateway = gateway
         self._litellm = litellm
         self._ours = endpoints.build_app(gateway)
-        self._max_body = gateway.config.max_request_bytes
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -92,7 +94,7 @@ class GatewayApp:
             if route.operation is Operation.COUNT_TOKENS and parsed is not None and caller is not None:
                 body = self._route_count_tokens(body, parsed, caller)
         except _BodyTooLarge:
-            limit_mb = self._max_body / 2**20
+            limit_mb = self._gateway.config.max_request_bytes / 2**20
             await answer.refuse(ApiError(413, f"Request body is larger than the {limit_mb:g} MB limit.", "request_body"))
             return
         except ApiError as exc:
@@ -147,8 +149,9 @@ class GatewayApp:
         await self._litellm(scope, receive, send)
 
     async def _read_body(self, scope: Scope, receive: Any) -> bytes:
+        limit = self._gateway.config.max_request_bytes  # read per request: a reload may change it
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._max_body:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _BodyTooLarge()
         chunks, size = [], 0
         while True:
@@ -157,7 +160,7 @@ class GatewayApp:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self._max_body:
+            if size > limit:
                 raise _BodyTooLarge()
             chunks.append(chunk)
             if not message.get("more_body"):
@@ -323,9 +326,20 @@ def _lifespan_send(gateway: Gateway, send: Any) -> Any:
     return wrapped
 
 
+def _reload() -> None:
+    """The owner reloaded the configuration: this worker takes it too, and so does its LiteLLM router."""
+    config = load_config(default_config_path())
+    gateway.reload(config)
+    router_settings = litellm_config(config).get("router_settings") or {}
+    if proxy_server.llm_router is not None:
+        proxy_server.llm_router.update_settings(**{k: v for k, v in router_settings.items() if k in RUNTIME_UPDATABLE_ROUTER_SETTINGS})
+    log.info("configuration reloaded")
+
+
 gateway = Gateway(load_config(default_config_path()))
 logs.configure(gateway.paths.log_dir, gateway.secrets)
 _litellm_auth = LiteLLMAuth(gateway.access)
 custom_auth = _litellm_auth.authenticate
 router_hooks = RouterHooks(gateway, _litellm_auth)
 app = GatewayApp(gateway, litellm_app)
+gateway.servers.on_reload(_reload)

@@ -19,6 +19,8 @@ from router_config.gateway_config import ConfigError, GatewayConfig, default_con
 from router_config.litellm_settings import LITELLM_CONFIG_NAME, write_litellm_config
 
 EXIT_CONFIG_ERROR = 2
+_STARTUP_FAILURE = 3
+"""uvicorn's exit status when the app could not start."""
 KEEP_ALIVE_S = 30
 """Seconds an idle client connection stays open."""
 
@@ -71,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("model", nargs="?", help="default: every local model with a provision section")
     status = with_config(sub.add_parser("status", help="state of every local model server"))
     status.add_argument("--json", action="store_true")
+    with_config(sub.add_parser("reload", help="reread the config, launch specs and keys, and apply them without restarting models"))
     return parser
 
 
@@ -106,14 +109,89 @@ def _serve(args: argparse.Namespace) -> int:
     logs.configure(_runtime_paths(config).log_dir, config.secrets)
     for line in _settings_summary(config, bool(master), args.workers):
         logging.getLogger("llm_router").info("llm-router: %s", line)
-    owner = OwnerThread(lambda: _launcher(config, servers_outlive_us=False), _runtime_paths(config))
+    owner = OwnerThread(lambda: _launcher(config, servers_outlive_us=False), _runtime_paths(config), _Reloader(config))
     owner.start()
     _stop_owner_on_exit_signals(owner)
     print(f"llm-router: serving on http://{args.host}:{args.port}/v1 (config {config.path})", file=sys.stderr)
+    served = uvicorn.Config("llm_router.app:app", host=args.host, port=args.port, workers=args.workers, **serving_options())
     try:
-        uvicorn.run("llm_router.app:app", host=args.host, port=args.port, workers=args.workers, **serving_options())
+        return _run_workers(served, owner)
     finally:
         owner.stop()  # after the workers: their in-flight requests finished on running servers
+
+
+def _run_workers(served, owner) -> int:  # type: ignore[no-untyped-def]
+    """uvicorn.run, but with SIGHUP ours: it reloads the configuration live (uvicorn's supervisor
+    would restart the workers instead, leaving the owner's launch specs as they were)."""
+    from uvicorn.supervisors import Multiprocess
+
+    def reload_on_hup(signum: int, frame: object) -> None:
+        owner.reload_soon()
+
+    if served.workers > 1:
+        supervisor = Multiprocess(served, sockets=[served.bind_socket()])
+        signal.signal(signal.SIGHUP, reload_on_hup)  # after the supervisor has installed its own
+        supervisor.run()
+        return 0
+    import uvicorn
+
+    served.load_app()
+    server = uvicorn.Server(served)
+    signal.signal(signal.SIGHUP, reload_on_hup)
+    server.run()
+    return 0 if server.started else _STARTUP_FAILURE
+
+
+class _Reloader:
+    """The owner's `reload`: rereads the config with the same checks as `check`, rewrites LiteLLM's copy
+    (for workers started later), and names what only a restart applies."""
+
+    def __init__(self, config: GatewayConfig):
+        self._config = config
+
+    def __call__(self):  # type: ignore[no-untyped-def]
+        from launchers.owner import NewConfig
+
+        new = load_config(self._config.path)
+        write_litellm_config(new, new.resolve_path(new.settings.state_dir) / LITELLM_CONFIG_NAME)
+        needs_restart = _needs_gateway_restart(self._config, new)
+        self._config = new
+        return NewConfig(list(new.local_specs().values()), new.settings.memory_budget, needs_restart)
+
+
+def _needs_gateway_restart(old: GatewayConfig, new: GatewayConfig) -> list[str]:
+    """What a live reload can't apply: LiteLLM adds, removes or changes a deployment only with its database."""
+    before = {d.id: entry for d, entry in zip(old.deployments, old.raw.get("model_list") or [])}
+    after = {d.id: entry for d, entry in zip(new.deployments, new.raw.get("model_list") or [])}
+    changed = [f"model_list: {i} {'added' if i not in before else 'removed' if i not in after else 'changed'}"
+               for i in sorted(set(before) | set(after)) if before.get(i) != after.get(i)]
+    moved = [f"llm_router.{name} changed" for name in ("state_dir", "log_dir", "keys_file", "redis", "metrics")
+             if getattr(old.settings, name) != getattr(new.settings, name)]
+    return changed + moved
+
+
+def _reload(args: argparse.Namespace) -> int:
+    from launchers.owner_client import OwnerClient
+    from launchers.server import ServerUnavailable
+
+    config = load_config(args.config)  # an invalid file stops here: nothing changes
+
+    async def ask() -> dict:  # type: ignore[type-arg]
+        client = OwnerClient(_runtime_paths(config).owner_socket, list(config.local_specs()), connect_timeout_s=2)
+        try:
+            return await client.reload()
+        finally:
+            await client.close()
+
+    try:
+        done = asyncio.run(ask())
+    except ServerUnavailable as exc:
+        print(f"llm-router: {exc.why}", file=sys.stderr)
+        return 1
+    print(f"reloaded {config.path}")
+    print(f"  applied live: routing, fallbacks, aliases, keys; local servers: {', '.join(done['applied']) or 'no change'}")
+    print(f"  restarting when idle: {', '.join(done['restarts_when_idle']) or 'none'}")
+    print(f"  needs a gateway restart: {'; '.join(done['needs_gateway_restart']) or 'nothing'}")
     return 0
 
 
@@ -355,7 +433,8 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-_COMMANDS = {"serve": _serve, "check": _check, "keys": _keys, "start": _start, "stop": _stop, "status": _status, "prepare": _prepare}
+_COMMANDS = {"serve": _serve, "check": _check, "keys": _keys, "start": _start, "stop": _stop, "status": _status, "prepare": _prepare,
+             "reload": _reload}
 
 if __name__ == "__main__":
     sys.exit(main())
