@@ -48,6 +48,7 @@ class Overhead:
     ttft_minus_stock_p99_ms: float
     share_of_stock_overhead_p50: float
     """(x - a) / (b - a) at p50: 1.0 means as much overhead over a direct call as stock LiteLLM."""
+    share_of_stock_overhead_p99: float
 
 
 @dataclass
@@ -164,7 +165,6 @@ def _block(client: httpx.Client, path: RequestPath, count: int, into: _Samples, 
 
 
 def _overhead(x: PathLatency, stock: PathLatency, direct: PathLatency) -> Overhead:
-    stock_over = stock.nonstream.p50 - direct.nonstream.p50
     return Overhead(
         key=x.key,
         minus_stock_p50_ms=x.nonstream.p50 - stock.nonstream.p50,
@@ -172,5 +172,10 @@ def _overhead(x: PathLatency, stock: PathLatency, direct: PathLatency) -> Overhe
         minus_stock_mean_ms=x.nonstream.mean - stock.nonstream.mean,
         ttft_minus_stock_p50_ms=x.ttft.p50 - stock.ttft.p50,
         ttft_minus_stock_p99_ms=x.ttft.p99 - stock.ttft.p99,
-        share_of_stock_overhead_p50=(x.nonstream.p50 - direct.nonstream.p50) / stock_over if stock_over > 0 else float("nan"),
+        share_of_stock_overhead_p50=_share(x.nonstream.p50, stock.nonstream.p50, direct.nonstream.p50),
+        share_of_stock_overhead_p99=_share(x.nonstream.p99, stock.nonstream.p99, direct.nonstream.p99),
     )
+
+
+def _share(x: float, stock: float, direct: float) -> float:
+    return (x - direct) / (stock - direct) if stock > direct else float("nan")

@@ -289,9 +289,10 @@ def launch_stock(sup: Supervisor, config: Path) -> Server:
     return Server("stock-litellm", f"http://127.0.0.1:{port}", proc)
 
 
-def launch_router(sup: Supervisor, name: str, config: Path, master_key: str, team_key: str, workers: int = 1) -> RouterGateway:
+def launch_router(sup: Supervisor, name: str, config: Path, master_key: str, team_key: str, workers: int = 1,
+                  env: dict[str, str] | None = None) -> RouterGateway:
     """Start `llm-router serve` without waiting; see wait_ready."""
-    port, proc = _serve(sup, name, config, workers, {"LLM_ROUTER_MASTER_KEY": master_key})
+    port, proc = _serve(sup, name, config, workers, {"LLM_ROUTER_MASTER_KEY": master_key, **(env or {})})
     return RouterGateway(name, f"http://127.0.0.1:{port}", proc, master_key, team_key, config)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.suite import SuiteResult
+from bench.targets import OVERHEAD_SHARE_MAX
 
 REPRODUCE = """\
 ```
@@ -73,8 +74,10 @@ def latency_table(r: SuiteResult) -> str:
 
 def overhead_table(r: SuiteResult) -> str:
     rows = [[f"({o.key})-(b)", _f(o.minus_stock_p50_ms), _f(o.minus_stock_p99_ms), _f(o.minus_stock_mean_ms),
-             _f(o.ttft_minus_stock_p50_ms), _f(o.ttft_minus_stock_p99_ms), _f(o.share_of_stock_overhead_p50, 3)] for o in r.latency.overheads]
-    return table(["difference", "p50 ms", "p99 ms", "mean ms", "TTFT p50 ms", "TTFT p99 ms", "(x)-(a) / (b)-(a) at p50"], rows)
+             _f(o.ttft_minus_stock_p50_ms), _f(o.ttft_minus_stock_p99_ms), _f(o.share_of_stock_overhead_p50, 3),
+             _f(o.share_of_stock_overhead_p99, 3)] for o in r.latency.overheads]
+    return table(["difference", "p50 ms", "p99 ms", "mean ms", "TTFT p50 ms", "TTFT p99 ms", "(x)-(a) / (b)-(a) at p50",
+                  "(x)-(a) / (b)-(a) at p99"], rows)
 
 
 def throughput_table(r: SuiteResult) -> str:
@@ -89,8 +92,24 @@ def throughput_table(r: SuiteResult) -> str:
 
 
 def routing_table(r: SuiteResult) -> str:
-    rows = [[c.name, _f(c.median_us, 1), _f(c.p90_us, 1), c.reason, f"{c.decisions:,}"] for c in r.routing_cost.cases]
-    return table(["prompt", "median µs", "p90 µs", "reason", "decisions"], rows)
+    rows = [[c.name, _f(c.median_us, 1), _f(c.p90_us, 1), c.reason, str(c.scored_chars) if c.scored_chars else "-",
+             "yes" if c.tokens_counted else "no", f"{c.decisions:,}"] for c in r.routing_cost.cases]
+    return table(["prompt", "median µs", "p90 µs", "reason", "chars scored", "tokens counted", "decisions"], rows)
+
+
+def agreement_table(r: SuiteResult) -> str:
+    a = r.routing_cost.agreement
+    rows = [
+        ["reason (vision, context, complex, default)", "every conversation", f"{a.reasons_agree:,} of {a.conversations:,}", _pct(a.reason_share)],
+        ["complexity tier", "those the tier can route: no image, up to max_chars", f"{a.tiers_agree:,} of {a.rated:,}", _pct(a.tier_share)],
+        ["complexity tier", f"of those, the ones whose last user turn is longer than the {a.scored_chars} characters scored",
+         f"{a.head_only_tiers_agree:,} of {a.head_only:,}", _pct(a.head_only_tiers_agree / a.head_only if a.head_only else None)],
+    ]
+    return table(["agrees with full scoring on", "over", "conversations", "share"], rows)
+
+
+def _pct(share: float | None) -> str:
+    return "-" if share is None or math.isnan(share) else f"{100 * share:.1f}%"
 
 
 def cold_table(r: SuiteResult) -> str:
@@ -191,9 +210,15 @@ def markdown(r: SuiteResult, json_name: str, chart: str) -> str:
             "spent per completed request during the window: the upstream's for (a), the gateway's otherwise; unlike req/s it does not "
             "depend on how much CPU the client and the neighbours left over.",
             "Routing cost: `router.decide` in-process, in a Python process of its own, with the bench's llm-router config and no key "
-            "(availability checks included), timed while the gateways sit idle; median over many decisions per prompt. Beside the sizes "
-            "the targets name, a short prompt and one of exactly `routing.complexity.max_chars` (2,000) characters, the longest that still "
-            "runs LiteLLM's complexity scorer and the exact token count.",
+            "(availability checks included), timed while the gateways sit idle; median over many decisions per prompt. 2,000 characters "
+            "is `routing.complexity.max_chars`, the longest prompt LiteLLM's complexity scorer rates. The bench's default group declares no "
+            "context window, so one more row times the same prompt where the default group has the shipped CPU model's 1,536-token "
+            "window: the one case where only LiteLLM's exact token count can tell whether the prompt fits.",
+            f"Agreement: {r.routing_cost.agreement.conversations:,} conversations built from a fixed seed by `bench/corpus.py` (eleven "
+            "languages; 1 to 41 user turns; short asks, pasted code, logs, documents and data of up to 300 KB; agent system prompts; "
+            "images), each decided twice on a config whose default group has that 1,536-token window: as `auto` decides now, and "
+            "with full scoring as it decided before its cost was bounded (LiteLLM's exact token count of every turn and its scorer on "
+            "the whole last user turn, up to `max_chars`). `tests/test_routing_corpus.py` checks both shares against the targets.",
             "Cold start: the launch spec's own command and environment started by hand and polled every 10 ms with a chat completion until "
             "one is answered, against a streamed request through the gateway to the first token, trials alternating which goes first. "
             "Two starts of the same server differ by up to a second for real vLLM, more than the overhead itself, so the target is "
@@ -220,6 +245,11 @@ def markdown(r: SuiteResult, json_name: str, chart: str) -> str:
         throughput_table(r),
         "## Routing decision cost",
         routing_table(r),
+        "### Agreement with full scoring",
+        agreement_table(r),
+        "How full scoring routes the corpus: " + ", ".join(f"{reason} {n:,}" for reason, n in r.routing_cost.agreement.reasons_full.items())
+        + ". Tiers that differ (full -> bounded): "
+        + (", ".join(f"{pair} ({n})" for pair, n in r.routing_cost.agreement.tier_changes.items()) or "none") + ".",
         "## Cold start through the launcher",
         cold_table(r),
         "## Cold-start stampede",
@@ -240,7 +270,8 @@ def reading(r: SuiteResult) -> str:
     direct, stock = r.latency.path("a"), r.latency.path("b")
     stock_over = stock.nonstream.p50 - direct.nonstream.p50
     lines.append(f"- Stock LiteLLM itself adds {_f(stock_over)} ms at p50 over a direct call on this machine. llm-router runs on top of "
-                 f"that same request path, so (c-a)/(b-a) <= 0.6 means answering {_f(0.4 * stock_over)} ms sooner than stock LiteLLM "
+                 f"that same request path, so (c-a)/(b-a) <= {OVERHEAD_SHARE_MAX} means answering {_f((1 - OVERHEAD_SHARE_MAX) * stock_over)} ms "
+                 "sooner than stock LiteLLM "
                  "per request (a saving to find, not an overhead to bound).")
     by_key = {p.key: p for p in r.latency.paths}
     floor = next((o for o in r.latency.overheads if o.key == "f"), None)
@@ -252,12 +283,14 @@ def reading(r: SuiteResult) -> str:
         short = next((c for c in r.routing_cost.cases if c.name == "text short"), None)
         lines.append(f"- `auto` costs {_f(by_key['d'].nonstream.p50 - by_key['c'].nonstream.p50)} ms more than the explicit model at p50; "
                      f"the routing decision for a short prompt costs {_f(short.median_us / 1000 if short else None, 3)} ms in-process.")
-    kb1 = next((c for c in r.routing_cost.cases if c.name == "text 1 KB"), None)
-    edge = next((c for c in r.routing_cost.cases if c.name == "text 2000 chars"), None)
-    if kb1 and edge:
-        lines.append(f"- The decision is cheapest for huge prompts (complex by length alone) and dearest just under "
-                     f"`max_chars`: {_f(kb1.median_us / 1000, 2)} ms at 1 KB, {_f(edge.median_us / 1000, 2)} ms at 2,000 characters, "
-                     "where LiteLLM's complexity scorer and the exact token count run.")
+    cost = r.routing_cost
+    slowest = cost.slowest
+    lines.append(f"- The dearest `auto` decision is {slowest.name}: {_f(slowest.median_us / 1000, 3)} ms at the median. Up to "
+                 f"`max_chars`, LiteLLM's complexity scorer rates the first {cost.agreement.scored_chars} characters of the last user turn "
+                 "(its cost is about 0.1 ms plus 1.3 µs per character); beyond, and with images, the route doesn't depend on it and "
+                 "it doesn't run. The exact token count runs only where a prompt's size can't tell whether it fits the window.")
+    lines.append(f"- On the corpus, the decision routes {_pct(cost.agreement.reason_share)} of conversations as full scoring did and "
+                 f"rates {_pct(cost.agreement.tier_share)} of those the tier can route in the same tier.")
     b16, c16, e16 = (r.throughput.cell(k, 16) for k in ("b", "c", "e"))
     if b16 and c16 and b16.rps > 0:
         text = (f"- At 16 clients one llm-router worker serves {_f(c16.rps / b16.rps, 2)}x stock's requests per second, spending "

@@ -20,15 +20,20 @@ class Settings:
     """0: no real vLLM cold start."""
     stampede_requests: int
     memory_requests: int
+    profile_requests: int
+    """Sequential requests py-spy samples through llm-router (bench/profile.py)."""
     workers2: bool = True
     """Also run llm-router --workers 2 (throughput, stampede): one more gateway start (~15 s)."""
 
 
 FULL = Settings("full", latency_requests=1000, latency_rounds=50, warmup=30, throughput_s=10.0, concurrencies=(1, 16, 64),
-                routing_repeats=2000, cold_trials=5, vllm_trials=3, stampede_requests=64, memory_requests=10_000)
+                routing_repeats=2000, cold_trials=5, vllm_trials=3, stampede_requests=64, memory_requests=10_000,
+                profile_requests=3000)
 QUICK = Settings("quick", latency_requests=250, latency_rounds=25, warmup=20, throughput_s=3.0, concurrencies=(1, 16, 64),
-                 routing_repeats=300, cold_trials=2, vllm_trials=0, stampede_requests=64, memory_requests=2_000)
+                 routing_repeats=300, cold_trials=2, vllm_trials=0, stampede_requests=64, memory_requests=2_000,
+                 profile_requests=1000)
 SMOKE = Settings("smoke", latency_requests=20, latency_rounds=2, warmup=2, throughput_s=0.2, concurrencies=(1, 16),
-                 routing_repeats=10, cold_trials=1, vllm_trials=0, stampede_requests=64, memory_requests=100, workers2=False)
+                 routing_repeats=10, cold_trials=1, vllm_trials=0, stampede_requests=64, memory_requests=100,
+                 profile_requests=50, workers2=False)
 
 MODES = {s.mode: s for s in (FULL, QUICK, SMOKE)}

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from bench import cold_start, configs, latency, memory, routing_cost, stampede, throughput
+from bench import cold_start, configs, latency, memory, profile, routing_cost, stampede, throughput
 from bench.machine import Machine, Versions, machine, versions
 from bench.paths import RequestPath
 from bench.processes import (REPO, Managed, RouterGateway, Server, Supervisor, add_team_key, launch_bare_litellm, launch_router, launch_stock,
@@ -59,6 +59,7 @@ class SuiteResult:
     cold_start: list[cold_start.ColdStartResult]
     stampede: list[stampede.StampedeResult]
     memory: list[memory.MemoryResult]
+    profile: profile.ProfileResult
     notes: list[str]
     targets: list[TargetResult] = field(default_factory=list)
     cleanup: Cleanup | None = None
@@ -152,10 +153,15 @@ def _run(settings: Settings, sup: Supervisor, work: Path, log: Log) -> SuiteResu
     mems = [_memory_after(key, label, server, rig.path(path_key), settings.memory_requests, served, at_start, idle, notes)
             for key, label, server, path_key in (("stock", "stock LiteLLM", rig.stock, "b"), ("router", "llm-router", rig.router, "c"))]
 
+    log(f"profile: py-spy over {settings.profile_requests:,} sequential requests through llm-router, explicit local model")
+    profiled = profile.measure(rig.router.process, rig.path("c"), settings.profile_requests)
+    if profiled.skipped:
+        notes.append(f"profile skipped: {profiled.skipped}")
+
     return SuiteResult(
         date=now.date().isoformat(), started_at=now.isoformat(timespec="seconds"), mode=settings.mode,
         machine=machine(), versions=versions(), settings=settings, paths={p.key: p.label for p in tput_paths},
-        latency=lat, throughput=tput, routing_cost=cost, cold_start=colds, stampede=storms, memory=mems, notes=notes,
+        latency=lat, throughput=tput, routing_cost=cost, cold_start=colds, stampede=storms, memory=mems, profile=profiled, notes=notes,
     )
 
 

@@ -8,6 +8,10 @@ hooks find nothing to enforce on any request, yet LiteLLM calls each at several 
 request (pre-call, deployment filter, success and failure events): together about 0.8 ms of CPU
 per request on the bench machine (README, Performance).
 
+The exception is LiteLLM's rate limiter when replicas share a Redis (`llm_router.redis`, which
+becomes LiteLLM's `general_settings.coordination_redis`): it then counts team keys' rpm there,
+exactly across every process (router_plugins/auth.py hands it the limit), so it stays.
+
 LiteLLM itself leaves out, for the same reason, the proxy hooks that need a database when none
 is configured. Hooks that could act without a database stay: guardrail session routing, the
 Responses API ID check, skills, prompt-cache observation and service logging.
@@ -37,8 +41,12 @@ def remove() -> list[str]:
     """Take the inert hooks off every LiteLLM callback list; returns the class names removed.
 
     Call it after LiteLLM's proxy startup, which is where it registers them."""
+    from litellm.proxy.proxy_server import general_settings
+
     manager = litellm.logging_callback_manager
-    inert = {id(c): c for c in manager.get_all_callbacks() if isinstance(c, INERT_PROXY_HOOKS)}
+    counts_in_redis = "coordination_redis" in general_settings
+    inert = {id(c): c for c in manager.get_all_callbacks() if isinstance(c, INERT_PROXY_HOOKS)
+             and not (counts_in_redis and isinstance(c, PROXY_MaxParallelRequestsHandler_v3))}
     for hook in inert.values():
         manager.remove_callback_from_all_lists(hook)
     return sorted(type(hook).__name__ for hook in inert.values())

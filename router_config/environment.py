@@ -32,6 +32,10 @@ DEFAULTS = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     "LITELLM_MODE": "PRODUCTION",
     "LITELLM_DONT_SHOW_FEEDBACK_BOX": "true",
+    # After a Redis outage LiteLLM's Redis clients stay away from it this long (its default: 60 s), and
+    # replicas' cooldowns and rate limits stay per process until then (router_plugins/shared.py).
+    # Without llm_router.redis LiteLLM has no Redis and this changes nothing.
+    "REDIS_CIRCUIT_BREAKER_RECOVERY_TIMEOUT": "2",
 }
 
 

@@ -9,11 +9,13 @@ reported with the file, the key and the fix; nothing reads raw dicts after this 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from router_config.environment import CONFIG_ENV, MASTER_KEY_ENV
 from router_config.problems import ConfigError, ConfigProblem, from_validation_error, read_mapping
@@ -77,6 +79,59 @@ class MemoryBudget(_Strict):
     """How long a start waits for busy servers to drain before the request fails over."""
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class RedisSettings(_Strict):
+    """The Redis that gateway replicas share (README, Several replicas and GPU hosts). Set once here:
+    llm-router's own state and LiteLLM's (router cooldowns, its rate limiter) both use it."""
+
+    host: str | None = None
+    port: int = Field(6379, ge=1, le=65535)
+    url: str | None = None
+    """redis://host:port/db or rediss://...; instead of host and port."""
+    password_env: str | None = None
+    """The name of the environment variable holding the password, never the password itself."""
+
+    @field_validator("url")
+    @classmethod
+    def _url_without_password(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise ValueError("must look like redis://host:6379/0 (or rediss:// for TLS)")
+        if parts.password is not None:
+            raise ValueError("holds a password; put it in an environment variable and name that in password_env")
+        return url
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_name(cls, name: str | None) -> str | None:
+        if name is not None and not _ENV_NAME.match(name):
+            # Not echoed: an admin may have put the password itself here.
+            raise ValueError("is not an environment variable name; write the variable's name, e.g. LLM_ROUTER_REDIS_PASSWORD, "
+                             "never the password")
+        return name
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RedisSettings:
+        if (self.host is None) == (self.url is None):
+            raise ValueError("set either host (and port) or url")
+        return self
+
+    @property
+    def address(self) -> str:
+        """host:port, for logs and health: never the password."""
+        if self.url is not None:
+            parts = urlsplit(self.url)
+            return f"{parts.hostname}:{parts.port or 6379}"
+        return f"{self.host}:{self.port}"
+
+    def password(self) -> str | None:
+        return os.environ.get(self.password_env) if self.password_env else None
+
+
 class GatewaySettings(_Strict):
     keys_file: str | None = None
     max_request_mb: float = Field(20.0, gt=0)
@@ -84,6 +139,34 @@ class GatewaySettings(_Strict):
     state_dir: str = "run"
     log_dir: str = "logs"
     memory_budget: MemoryBudget = MemoryBudget()
+    redis: RedisSettings | None = None
+    """Shared state for several gateway replicas; None: each gateway keeps its own, as on one host."""
+    metrics: bool = True
+    """GET /metrics in Prometheus' format: LiteLLM's `prometheus` callback and our own metrics."""
+    metrics_public: bool = False
+    """Serve /metrics without a key (to a scraper on a trusted network); by default it needs the master key."""
+
+
+REMOTE_FLAG = "llm_router_remote"
+"""The model_info key that marks a deployment served by another llm-router (a GPU host)."""
+
+
+@dataclass(frozen=True)
+class RemoteGateway:
+    """Another llm-router serving a deployment: a GPU host that owns its model servers. This gateway
+    reads the host's state from its /v1/health and sends it requests with a service key (a team key
+    of the host)."""
+
+    base_url: str
+    """The host's gateway, e.g. http://gpu-1:8000 (the deployment's api_base without /v1)."""
+    group: str
+    """The model group asked for there: the deployment's model without its `openai/`."""
+    cold_start: Literal["wait", "fallback"]
+    """What an `auto` request does while the host's server is cold (the launch spec's setting, for this hop)."""
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).netloc
 
 
 @dataclass(frozen=True)
@@ -103,6 +186,8 @@ class Deployment:
     supports_vision: bool | None
     supports_function_calling: bool | None
     """Declared in model_info; None: ask LiteLLM's model map (router_plugins/capabilities.py)."""
+    remote: RemoteGateway | None = None
+    """Set when another llm-router (a GPU host) serves it: model_info.llm_router_remote."""
 
     @property
     def is_local(self) -> bool:
@@ -178,6 +263,9 @@ class GatewayConfig:
         out of logs and responses."""
         names = {MASTER_KEY_ENV, "LITELLM_MASTER_KEY", *_PROVIDER_KEY_ENV.values()}
         names |= {d.key_env for d in self.deployments if d.key_env}
+        redis = self.settings.redis
+        if redis is not None and redis.password_env:
+            names.add(redis.password_env)
         return [v for v in (os.environ.get(n) for n in names) if v and len(v) >= 6]
 
     def resolve_path(self, relative: str) -> Path:
@@ -214,6 +302,8 @@ class _Loader:
         aliases = {**_served_names(deployments, groups), **aliases}
         self._check_ports(deployments)
         self._check_custom_auth()
+        if settings is not None and settings.redis is not None:
+            self._check_redis(settings.redis, router_settings)
         if self.problems:
             raise ConfigError(self.problems)
         assert settings is not None
@@ -252,6 +342,9 @@ class _Loader:
         spec = None
         if "launcher" in info:
             spec = self._launch_spec(f"{key}.model_info.launcher", info["launcher"], params)
+        remote = None
+        if REMOTE_FLAG in info or "cold_start" in info:
+            remote = self._remote(key, info, params, provider)
         group = entry["model_name"]
         return Deployment(
             id=str(info.get("id") or f"{group}/{index}"),
@@ -264,7 +357,42 @@ class _Loader:
             max_input_tokens=info.get("max_input_tokens"),
             supports_vision=_flag(info.get("supports_vision")),
             supports_function_calling=_flag(info.get("supports_function_calling")),
+            remote=remote,
         )
+
+    def _remote(self, key: str, info: dict[str, Any], params: dict[str, Any], provider: str) -> RemoteGateway | None:
+        """A deployment another llm-router serves (model_info.llm_router_remote: true), checked."""
+        found_before = len(self.problems)
+        if REMOTE_FLAG in info and info[REMOTE_FLAG] is not True:
+            self.problem(f"{key}.model_info.{REMOTE_FLAG}", f"is {info[REMOTE_FLAG]!r}", f"write `{REMOTE_FLAG}: true`, or remove it")
+            return None
+        if REMOTE_FLAG not in info:
+            self.problem(f"{key}.model_info.cold_start", "is for a deployment served by another llm-router",
+                         f"add `{REMOTE_FLAG}: true` for a GPU host's gateway, or set cold_start in the local model's launch spec")
+            return None
+        if "launcher" in info:
+            self.problem(f"{key}.model_info", f"has both launcher and {REMOTE_FLAG}",
+                         "keep launcher for a server this gateway runs, or llm_router_remote for one another llm-router runs")
+        model = str(params.get("model"))
+        if provider != "openai" or "/" not in model:
+            self.problem(f"{key}.litellm_params.model", f"'{model}': another llm-router speaks OpenAI's API",
+                         "write openai/<the model group's name on that host>")
+        api_base = params.get("api_base")
+        parts = urlsplit(api_base) if isinstance(api_base, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            self.problem(f"{key}.litellm_params.api_base", f"{api_base!r} is not the address of the host's gateway",
+                         "write e.g. http://gpu-1:8000/v1")
+        api_key = params.get("api_key")
+        if not (isinstance(api_key, str) and api_key.startswith("os.environ/")):
+            self.problem(f"{key}.litellm_params.api_key", "the service key (a team key of that host) must come from the environment",
+                         "write os.environ/<VARIABLE> and set that variable to the key `llm-router keys add` printed there")
+        cold_start = info.get("cold_start", "wait")
+        if cold_start not in ("wait", "fallback"):
+            self.problem(f"{key}.model_info.cold_start", f"{cold_start!r} is not wait or fallback", "write wait (the default) or fallback")
+        if len(self.problems) > found_before:
+            return None
+        return RemoteGateway(base_url=str(api_base).rstrip("/").removesuffix("/v1"), group=model.split("/", 1)[1],
+                             cold_start=cold_start)
 
     def _launch_spec(self, key: str, relative: Any, params: dict[str, Any]) -> LaunchSpec | None:
         if not isinstance(relative, str):
@@ -322,6 +450,17 @@ class _Loader:
             for name in routing.trigger_models:
                 if name in groups:
                     self.problem("routing.trigger_models", f"'{name}' is also a model group, so it could never be named explicitly", "rename the trigger or the group")
+
+    def _check_redis(self, redis: RedisSettings, router_settings: dict[str, Any]) -> None:
+        if redis.password_env and not os.environ.get(redis.password_env):
+            self.problem("llm_router.redis.password_env", f"names {redis.password_env}, which is not set",
+                         f"export {redis.password_env} with the Redis password, or remove password_env for a Redis without one")
+        theirs = [f"router_settings.{k}" for k in ("redis_host", "redis_port", "redis_password", "redis_url") if k in router_settings]
+        general = self.raw.get("general_settings") or {}
+        if isinstance(general, dict) and "coordination_redis" in general:
+            theirs.append("general_settings.coordination_redis")
+        for key in theirs:
+            self.problem(key, "LiteLLM's Redis is set from llm_router.redis", "remove it: configure Redis once, in llm_router.redis")
 
     def _check_custom_auth(self) -> None:
         general = self.raw.get("general_settings") or {}

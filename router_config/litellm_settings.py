@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from router_config.gateway_config import CUSTOM_AUTH, GatewayConfig
+from router_config.gateway_config import CUSTOM_AUTH, GatewayConfig, RedisSettings
 
 LITELLM_CONFIG_NAME = "litellm-proxy.yaml"
 """The generated file's name in the state folder."""
@@ -23,6 +23,8 @@ HOOKS = "llm_router.app.router_hooks"
 # What earlier llm-router configs named for the same plugin.
 _OURS = frozenset({HOOKS, "router_plugins.hooks.router_hooks"})
 _OUR_SECTIONS = ("routing", "llm_router")
+PROMETHEUS = "prometheus"
+"""LiteLLM's Prometheus callback: it counts requests, tokens and latencies, and mounts /metrics."""
 
 
 def litellm_config(config: GatewayConfig) -> dict[str, Any]:
@@ -30,8 +32,10 @@ def litellm_config(config: GatewayConfig) -> dict[str, Any]:
     for section in _OUR_SECTIONS:
         raw.pop(section, None)
     settings = raw.get("litellm_settings") or {}
-    callbacks = [c for c in _as_list(settings.get("callbacks")) if c not in _OURS]
-    settings["callbacks"] = [HOOKS, *callbacks]
+    callbacks = [c for c in _as_list(settings.get("callbacks")) if c not in _OURS and c != PROMETHEUS]
+    settings["callbacks"] = [HOOKS, *callbacks, *([PROMETHEUS] if config.settings.metrics else [])]
+    # Our door decides who reaches /metrics (the master key, or anyone with llm_router.metrics_public).
+    settings["require_auth_for_metrics_endpoint"] = False
     raw["litellm_settings"] = settings
     general = raw.get("general_settings") or {}
     general["custom_auth"] = CUSTOM_AUTH
@@ -43,12 +47,32 @@ def litellm_config(config: GatewayConfig) -> dict[str, Any]:
     # LiteLLM falls back to another group when an upstream answers 400 (its default): a request the
     # client got wrong would then be sent again, to another backend. The client gets the 400 instead.
     router_settings.setdefault("fallback_on_unsupported_params", False)
+    if config.settings.redis is not None:
+        _share_through_redis(config.settings.redis, general, router_settings)
     raw["router_settings"] = router_settings
     for entry, deployment in zip(raw["model_list"], config.deployments):
         info = entry.get("model_info") or {}
         info["id"] = deployment.id
         entry["model_info"] = info
     return raw
+
+
+REDIS_TIMEOUT_S = 1
+"""How long a Redis operation may take before it fails: a Redis that stops answering slows a request
+by at most this, and never hangs it."""
+
+
+def _share_through_redis(redis: RedisSettings, general: dict[str, Any], router_settings: dict[str, Any]) -> None:
+    """The admin sets Redis once, in llm_router.redis; LiteLLM gets it twice. Its router shares cooldowns
+    and deployment usage through `router_settings`, and its proxy's rate limiter (which counts team keys'
+    requests when Redis is set, router_plugins/auth.py) through `general_settings.coordination_redis`.
+    The password stays an `os.environ/` reference that LiteLLM resolves, so this file never holds it."""
+    password = {"password": f"os.environ/{redis.password_env}"} if redis.password_env else {}
+    timeouts = {"socket_timeout": REDIS_TIMEOUT_S, "socket_connect_timeout": REDIS_TIMEOUT_S}
+    target: dict[str, Any] = {"url": redis.url} if redis.url else {"host": redis.host, "port": redis.port}
+    router_settings.update({f"redis_{name}": value for name, value in {**target, **password}.items()})
+    router_settings["cache_kwargs"] = {**(router_settings.get("cache_kwargs") or {}), **timeouts}
+    general["coordination_redis"] = {**target, **password, **timeouts}
 
 
 def write_litellm_config(config: GatewayConfig, path: Path) -> Path:

@@ -4,7 +4,8 @@ A caller is the master key, a team key from the keys file, or anyone at all on a
 (no master key; `serve` then binds loopback only). The policy:
 - no key (or a wrong or revoked one) gets 401 on every route but the public probes;
 - a team key reaches only inference and team routes (router_plugins/routes.py), and on those
-  only the model groups of its allowlist, within its one rpm budget across all routes;
+  only the model groups of its allowlist, within its one rpm budget across all routes (counted
+  here, or, while replicas share a Redis, by LiteLLM's own limiter there: see count_request);
 - the master key reaches everything.
 
 It is applied at the door (llm_router/app.py) for every request, from what the request names;
@@ -17,10 +18,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from router_plugins.errors import ApiError
 from router_plugins.keys import KeyStore, RateLimiter, TeamKey, same_secret
 from router_plugins.routes import Access, Route
+
+if TYPE_CHECKING:
+    from router_plugins.shared import SharedState
 
 FORBIDDEN = "not allowed for this key"
 
@@ -76,10 +81,11 @@ def presented_key(headers: Mapping[str, str]) -> str:
 
 
 class AccessPolicy:
-    def __init__(self, master_key: str | None, keys: KeyStore | None, rate_limiter: RateLimiter):
+    def __init__(self, master_key: str | None, keys: KeyStore | None, rate_limiter: RateLimiter, shared: SharedState | None = None):
         self._master = master_key
         self._keys = keys
         self._rate_limiter = rate_limiter
+        self._shared = shared
 
     @property
     def is_open(self) -> bool:
@@ -131,9 +137,19 @@ class AccessPolicy:
         if not caller.may_use(group):
             raise ApiError(403, f"This key may not use model '{group}'. Allowed: {_allowed(caller)}.")
 
+    @property
+    def litellm_counts_rpm(self) -> bool:
+        """Whether team keys' rpm is counted by LiteLLM's limiter, in the Redis the replicas share (exact
+        across all of them), rather than here. Only while that Redis answers: otherwise each process
+        counts its share here."""
+        return self._shared is not None and self._shared.counts_rpm
+
     def count_request(self, caller: Caller) -> None:
         key = caller.key
-        if key is not None and key.rpm is not None and not self._rate_limiter.allow(key.name, key.rpm):
+        if key is None or key.rpm is None or self.litellm_counts_rpm:
+            return
+        among = self._shared.processes if self._shared is not None else None
+        if not self._rate_limiter.allow(key.name, key.rpm, among):
             raise ApiError(429, f"Rate limit exceeded: this key allows {key.rpm} requests per minute.")
 
     def check_attempt(self, caller: Caller, group: str | None) -> str | None:

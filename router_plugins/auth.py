@@ -32,7 +32,7 @@ class LiteLLMAuth:
             except ApiError as exc:
                 # LiteLLM turns any other exception into a 500 when it has no database.
                 raise HTTPException(exc.status, exc.message) from None
-        return _as_litellm_key(caller)
+        return self._as_litellm_key(caller)
 
     def caller_of(self, litellm_key: Any) -> Caller:
         """The caller behind LiteLLM's key object, as hooks receive it (None: LiteLLM's own call,
@@ -41,16 +41,18 @@ class LiteLLMAuth:
             return OPEN if self._policy.is_open else MASTER
         return self._policy.team_caller(str(litellm_key.api_key))
 
-
-def _as_litellm_key(caller: Caller) -> UserAPIKeyAuth:
-    if caller.role is not Role.TEAM or caller.key is None:
-        return UserAPIKeyAuth(api_key=caller.role.value, user_role=LitellmUserRoles.PROXY_ADMIN, key_alias=caller.role.value)
-    # The team goes in team_alias, not team_id: our teams live in the keys file, not LiteLLM's
-    # database, and a team_id makes LiteLLM copy its whole config on every request looking for
-    # per-team settings. LiteLLM's logging still reports the team as user_api_key_team_alias.
-    return UserAPIKeyAuth(
-        api_key=caller.key.sha256,
-        key_alias=caller.key.name,
-        team_alias=caller.key.team,
-        user_role=LitellmUserRoles.INTERNAL_USER,
-    )
+    def _as_litellm_key(self, caller: Caller) -> UserAPIKeyAuth:
+        if caller.role is not Role.TEAM or caller.key is None:
+            return UserAPIKeyAuth(api_key=caller.role.value, user_role=LitellmUserRoles.PROXY_ADMIN, key_alias=caller.role.value)
+        # The team goes in team_alias, not team_id: our teams live in the keys file, not LiteLLM's
+        # database, and a team_id makes LiteLLM copy its whole config on every request looking for
+        # per-team settings. LiteLLM's logging still reports the team as user_api_key_team_alias.
+        # With a Redis the replicas share, the key's rpm_limit goes to LiteLLM's limiter, which counts
+        # it there (its api_key, the hash, names the key).
+        return UserAPIKeyAuth(
+            api_key=caller.key.sha256,
+            key_alias=caller.key.name,
+            team_alias=caller.key.team,
+            user_role=LitellmUserRoles.INTERNAL_USER,
+            rpm_limit=caller.key.rpm if self._policy.litellm_counts_rpm else None,
+        )

@@ -134,7 +134,8 @@ def _by_url(part: dict[str, Any]) -> bool:
         file.get("file_url") if isinstance(file, dict) else None,
         source.get("url") if isinstance(source, dict) and source.get("type") == "url" else None,
     )
-    return any(isinstance(url, str) and url.lower().startswith(("https://", "http://")) for url in candidates)
+    # Only the scheme is lowered: an inline image is a data URL of megabytes.
+    return any(isinstance(url, str) and url[:8].lower().startswith(("https://", "http://")) for url in candidates)
 
 
 def _items(value: Any) -> list[Any]:

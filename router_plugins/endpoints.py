@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from launchers.server import ServerUnavailable
 from router_plugins.access import MASTER, Caller
@@ -27,7 +28,10 @@ from router_plugins.conversation import Shape
 from router_plugins.routes import Operation
 from router_plugins.validation import parse_body, parse_object
 
-PATHS = frozenset({"/health", "/v1/health", "/v1/router/explain", "/v1/router/servers", "/v1/models", "/models", "/openapi.json"})
+PATHS = frozenset({"/health", "/v1/health", "/v1/router/explain", "/v1/router/servers", "/v1/router/status", "/router/ui", "/v1/models",
+                   "/models", "/openapi.json"})
+STATUS_PAGE = "/router/ui"
+_PAGE = Path(__file__).with_name("status_page.html")
 PATH_PREFIXES = ("/v1/router/servers/", "/v1/models/", "/models/")
 
 
@@ -81,7 +85,8 @@ def build_app(gateway: Gateway) -> FastAPI:
     @app.get("/health")
     async def health() -> JSONResponse:
         backends = {name: asdict(h) for name, h in gateway.health().items()}
-        body = json.dumps({"status": "ok", "backends": backends})
+        redis = gateway.redis_state()
+        body = json.dumps({"status": "ok", **({"redis": redis} if redis else {}), "backends": backends})
         return JSONResponse(json.loads(redact(body, gateway.secrets())))
 
     @app.post("/v1/router/explain")
@@ -92,6 +97,25 @@ def build_app(gateway: Gateway) -> FastAPI:
         assert body is not None
         decision = gateway.router.decide(body, shape, gateway.availability_for(_caller(request)))
         return JSONResponse({**decision.as_json(), "api": shape.value})
+
+    @app.get("/v1/router/status")
+    async def status() -> JSONResponse:
+        """What the status page shows: backends, local servers (state, times, memory, last error, log
+        tail), memory held against the budget, and the latest routing decisions of every worker."""
+        try:
+            overview = await gateway.servers.overview()
+        except ServerUnavailable as exc:
+            raise ApiError(503, exc.why) from None
+        specs = gateway.config.local_specs()
+        for server in overview["servers"]:
+            memory = specs[server["name"]].memory
+            server["memory"] = {"gpu_gib": memory.gpu_gib, "gpu_device": memory.gpu_device, "host_gib": memory.host_gib}
+        backends = {name: asdict(h) for name, h in gateway.health().items()}
+        return JSONResponse(json.loads(redact(json.dumps({"backends": backends, **overview}), gateway.secrets())))
+
+    @app.get(STATUS_PAGE)
+    async def page() -> HTMLResponse:
+        return status_page(200)
 
     @app.get("/v1/router/servers")
     async def servers() -> JSONResponse:
@@ -114,6 +138,13 @@ def build_app(gateway: Gateway) -> FastAPI:
         raise ApiError(404, f"Unknown action '{action}'; use start or stop.", "action")
 
     return app
+
+
+def status_page(status: int) -> HTMLResponse:
+    """The status page: one HTML file, no build step and nothing from a CDN. It asks for the master key
+    and keeps it in the tab (sessionStorage), never in a cookie or a URL; so a browser without the key
+    gets it too, with the API's answer as its status (401)."""
+    return HTMLResponse(_PAGE.read_text(), status_code=status, headers={"cache-control": "no-store"})
 
 
 def _explained_shape(asked: str | None, body: dict[str, Any]) -> Shape:

@@ -22,7 +22,9 @@ from router_config.gateway_config import Deployment, GatewayConfig
 from router_plugins.access import FORBIDDEN, AccessPolicy, Caller
 from router_plugins.keys import KeyStore, RateLimiter
 from router_plugins.ledger import RequestLedger
+from router_plugins.remotes import RemoteBackends
 from router_plugins.routing import Availability, ContentRouter
+from router_plugins.shared import RedisState, SharedState
 
 _AVAILABILITY_TTL_S = 1.0
 
@@ -40,7 +42,13 @@ class Gateway:
         self.router = ContentRouter(config)
         s = config.settings
         self.keys = KeyStore(config.resolve_path(s.keys_file)) if s.keys_file else None
-        self.access = AccessPolicy(os.environ.get(MASTER_KEY_ENV) or None, self.keys, RateLimiter(worker_count()))
+        # Each kept up to date by a thread of its own, so that no request waits on Redis or a GPU host.
+        self.shared = SharedState(s.redis, self.keys, worker_count()) if s.redis else None
+        self.access = AccessPolicy(os.environ.get(MASTER_KEY_ENV) or None, self.keys, RateLimiter(worker_count()), self.shared)
+        self.remotes = RemoteBackends(config.deployments)
+        if self.shared is not None:
+            self.shared.start()
+        self.remotes.start()
         self.paths = RuntimePaths(config.resolve_path(s.state_dir), config.resolve_path(s.log_dir))
         self.servers = OwnerClient(self.paths.owner_socket, list(config.local_specs()))
         self.requests = RequestLedger()
@@ -82,7 +90,9 @@ class Gateway:
         """Why this deployment can't serve on this machine right now (no key, no GPU, no weights...), or None."""
         if d.launch_spec is None:
             missing = d.missing_key()
-            return f"{missing} is not set" if missing else None
+            if missing:
+                return f"{missing} is not set"
+            return self.remotes.problem(d) if d.remote is not None else None
         spec = d.launch_spec
         if not spec.auto_start and not self.servers.view(spec.name).is_ready:
             return "auto_start is false and the server is not running"
@@ -106,6 +116,8 @@ class Gateway:
             missing = d.missing_key()
             if missing:
                 return BackendHealth(False, "unconfigured", f"{missing} is not set")
+            if d.remote is not None:
+                return BackendHealth(*self.remotes.health(deployments))
             return BackendHealth(True, "configured", f"{d.provider} key present; not probed (no completions are sent)")
         server = self.servers.view(d.launch_spec.name)
         problem = self.deployment_problem(d)
@@ -123,6 +135,17 @@ class Gateway:
         else:
             detail = "starts on demand"
         return BackendHealth(server.state is not ServerState.FAILED, server.state.value, detail)
+
+    def redis_state(self) -> RedisState | None:
+        """up, recovering (answering again; rpm limits not yet exact) or down; None without llm_router.redis."""
+        return self.shared.state if self.shared is not None else None
+
+    def reload(self, config: GatewayConfig) -> None:
+        """Take a reread configuration live: routing rules, fallbacks, aliases, deployments' facts. (Keys
+        are reread from their file as they change; what only a restart applies, the owner named.)"""
+        self.config = config
+        self.router = ContentRouter(config)
+        self._availability.clear()
 
     def secrets(self) -> list[str]:
         """Values that must never appear in logs or responses."""

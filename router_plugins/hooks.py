@@ -126,6 +126,8 @@ class RouterHooks(CustomLogger):
                 await self._ensure_local(kwargs, call_type, deployment, request_id)
             except ServerUnavailable as exc:
                 why = exc.why
+        elif why is None and deployment.remote is not None:
+            why = gw.remotes.cold_start_fallback(deployment, self._may_fall_back_when_cold(deployment, request_id))
         if why is not None:
             gw.requests.attempted(request_id, Attempt(deployment.group, why, unavailable=True))
             raise BackendUnavailable(why)
@@ -150,15 +152,18 @@ class RouterHooks(CustomLogger):
         gw = self._gateway
         spec = deployment.launch_spec
         assert spec is not None
-        if spec.cold_start == "fallback" and not gw.servers.view(spec.name).is_ready:
-            decision = gw.requests.decision(request_id)
-            content_routed = decision is not None and decision.reason != "explicit"
-            if content_routed and gw.config.fallback_chain(deployment.group):
-                await gw.servers.start_in_background(spec.name)
-                raise ServerUnavailable(spec.name, "cold; starting in the background while a fallback serves this request")
+        if spec.cold_start == "fallback" and not gw.servers.view(spec.name).is_ready and self._may_fall_back_when_cold(deployment, request_id):
+            await gw.servers.start_in_background(spec.name)
+            raise ServerUnavailable(spec.name, "cold; starting in the background while a fallback serves this request")
         await gw.servers.ensure_ready(spec.name, lease=request_id)
         if spec.system_prompt:
             _give_system_prompt(kwargs, call_type, spec.system_prompt)
+
+    def _may_fall_back_when_cold(self, deployment: Deployment, request_id: str) -> bool:
+        """cold_start: fallback applies only to a request routed by content with a fallback chain after this group."""
+        decision = self._gateway.requests.decision(request_id)
+        content_routed = decision is not None and decision.reason != "explicit"
+        return content_routed and bool(self._gateway.config.fallback_chain(deployment.group))
 
     # ---- attempt and request outcomes ------------------------------------------------------
 

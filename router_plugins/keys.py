@@ -1,7 +1,8 @@
 """Team keys in a YAML file, stored only as SHA-256 hashes.
 
 The gateway rereads the file when it changes, so `llm-router keys add/revoke` takes effect
-on a running gateway without a restart.
+on a running gateway without a restart. With several replicas sharing a Redis, each also knows
+the keys the others' files hold (router_plugins/shared.py publishes them, hashes only).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import secrets
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -46,9 +48,16 @@ class KeyFileError(Exception):
 class KeyStore:
     path: Path
     _keys: dict[str, TeamKey] = field(default_factory=dict)
+    """The keys file's."""
+    _shared: dict[str, TeamKey] = field(default_factory=dict)
+    """Other replicas' keys, learned through Redis. Never forgotten, so a Redis that restarts empty
+    takes nothing away; revoking is the only change a key has, and it is never undone."""
+    _known: dict[str, TeamKey] = field(default_factory=dict)
+    """Both, a key revoked in either revoked: what lookups read."""
     _mtime: float | None = None
     _checked_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _merge_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def lookup(self, key: str) -> TeamKey | None:
         digest = hash_key(key)
@@ -56,16 +65,37 @@ class KeyStore:
         if found is None:
             # A key added a moment ago must work at once: recheck the file on a miss.
             self._reload_if_changed(force=True)
-            found = self._keys.get(digest)
+            found = self._known.get(digest)
         return found
 
     def by_digest(self, digest: str) -> TeamKey | None:
         self._reload_if_changed()
-        return self._keys.get(digest)
+        return self._known.get(digest)
 
     def all(self) -> list[TeamKey]:
         self._reload_if_changed(force=True)
-        return sorted(self._keys.values(), key=lambda k: k.name)
+        return sorted(self._known.values(), key=lambda k: k.name)
+
+    def learn(self, keys: Iterable[TeamKey]) -> None:
+        """Keys other replicas hold: new ones are added, revocations applied."""
+        with self._merge_lock:
+            shared = dict(self._shared)
+            for key in keys:
+                had = shared.get(key.sha256)
+                if had is None:
+                    shared[key.sha256] = key
+                elif key.revoked and not had.revoked:
+                    shared[key.sha256] = replace(had, revoked=True)
+            if shared != self._shared:
+                self._shared = shared
+                self._merge()
+
+    def _merge(self) -> None:
+        known = dict(self._shared)
+        for digest, key in self._keys.items():
+            other = known.get(digest)
+            known[digest] = replace(key, revoked=True) if other is not None and other.revoked else key
+        self._known = known
 
     def add(self, name: str, team: str, models: tuple[str, ...] = ("*",), rpm: int | None = None) -> str:
         """Create a key and return it; only its hash is stored."""
@@ -99,11 +129,12 @@ class KeyStore:
         try:
             mtime = self.path.stat().st_mtime
         except FileNotFoundError:
-            self._keys, self._mtime = {}, None
-            return
+            mtime = None
         if mtime != self._mtime:
-            self._keys = {k.sha256: k for k in (_to_key(e) for e in self._read())}
-            self._mtime = mtime
+            keys = {k.sha256: k for k in (_to_key(e) for e in self._read())}
+            with self._merge_lock:
+                self._keys, self._mtime = keys, mtime
+                self._merge()
 
     def _read(self) -> list[dict]:
         try:
@@ -155,8 +186,9 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._workers = workers
 
-    def allow(self, key_name: str, rpm: int) -> bool:
-        rpm = -(-rpm // self._workers)
+    def allow(self, key_name: str, rpm: int, among: int | None = None) -> bool:
+        """among: how many processes share the limit (default: this gateway's workers)."""
+        rpm = -(-rpm // (among or self._workers))
         now = time.monotonic()
         with self._lock:
             hits = self._hits.setdefault(key_name, deque())

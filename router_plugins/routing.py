@@ -1,10 +1,8 @@
 """Content-aware routing: which model group a request goes to, and why, on all three APIs.
 
 The decision never decodes or fetches an image and never calls a backend, and its cost is
-bounded whatever the prompt size: the complexity scorer and the exact token count only run on
-prompts up to `complexity.max_chars`; anything longer is complex by the length rule alone and
-its token count is estimated from its UTF-8 size. A request that offers tools goes only to a
-group that can call them; an explicit name is never rerouted.
+bounded whatever the prompt size (router_plugins/signals.py). A request that offers tools goes
+only to a group that can call them; an explicit name is never rerouted.
 """
 
 from __future__ import annotations
@@ -13,21 +11,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-import litellm
-from litellm.router_strategy.complexity_router.complexity_router import ComplexityRouter
-
 from router_config.gateway_config import TRIGGER_DEFAULT, GatewayConfig
 from router_plugins.access import FORBIDDEN
 from router_plugins.capabilities import group_capabilities
 from router_plugins.conversation import Conversation, Shape, offers_tools, read
 from router_plugins.errors import ApiError
+from router_plugins.signals import SignalReader, Signals
 
 Reason = Literal["explicit", "vision", "context", "complex", "default"]
 
-# A UTF-8 byte is at most one token for the byte-level BPE tokenizers we count with, and real
-# text averages about four bytes a token: good enough to tell "too long for the window" apart
-# from "long" on prompts where an exact count would cost more than the request is worth.
-_BYTES_PER_TOKEN_ESTIMATE = 4
 CANNOT_CALL_TOOLS = "can't call tools"
 CANNOT_FETCH_MEDIA = "would fetch a media URL from this machine"
 _REQUEST_CAUSED = frozenset({CANNOT_CALL_TOOLS, CANNOT_FETCH_MEDIA})
@@ -35,16 +27,6 @@ _REQUEST_CAUSED = frozenset({CANNOT_CALL_TOOLS, CANNOT_FETCH_MEDIA})
 
 Availability = Callable[[str], str | None]
 """Returns None when a model group can serve here, else why not."""
-
-
-@dataclass(frozen=True)
-class Signals:
-    chars: int
-    tokens: int
-    tokens_estimated: bool
-    images: int
-    complexity_tier: str | None
-    complexity_score: float | None
 
 
 @dataclass(frozen=True)
@@ -77,8 +59,7 @@ class ContentRouter:
         self._rules = config.routing
         self._capabilities = group_capabilities(config)
         self._triggers = frozenset(config.routing.trigger_models if config.routing else TRIGGER_DEFAULT)
-        # Reuse LiteLLM's own local complexity scorer; it needs no router for classify().
-        self._scorer = ComplexityRouter(model_name="llm-router-scorer", litellm_router_instance=None)  # type: ignore[arg-type]
+        self.reader = SignalReader(config.routing.complexity.max_chars, self._count_model()) if config.routing else None
 
     @property
     def trigger_names(self) -> tuple[str, ...]:
@@ -116,20 +97,28 @@ class ContentRouter:
             raise ApiError(400, f"Content routing isn't configured, so '{requested or ''}' names no model: add a `routing:` "
                                 f"section to the config (see the README) or name a model ({', '.join(self._config.groups)}).", "model")
         conversation = read(body, shape)
-        signals = self.signals(conversation)
-        reason = self._reason(signals, availability)
+        window = self.window(availability)
+        assert self.reader is not None
+        signals = self.reader.read(conversation, window)
+        reason = self.reason(signals, window)
         group, skipped = self._pick(reason, self._for_request(conversation, availability))
         return RoutingDecision(group, reason, signals, self._config.fallback_chain(group), skipped)
 
-    def signals(self, conversation: Conversation) -> Signals:
+    def window(self, availability: Availability) -> int | None:
+        """The context window that matters: the one of the default group that would actually serve."""
         assert self._rules is not None
-        chars = conversation.chars
-        if chars > self._rules.complexity.max_chars:
-            return Signals(chars, conversation.utf8_size() // _BYTES_PER_TOKEN_ESTIMATE, True, conversation.images, None, None)
-        turns = [{"role": role, "content": text} for role, text in conversation.turns]
-        tokens = litellm.token_counter(model=self._count_model(), messages=turns) if chars else 0
-        tier, score, _ = self._scorer.classify(conversation.last_user_text)
-        return Signals(chars, tokens, False, conversation.images, str(tier.value), round(float(score), 4))
+        default = next((g for g in self._rules.default if availability(g) is None), self._rules.default[0])
+        return self._config.context_window(default)
+
+    def reason(self, s: Signals, window: int | None) -> Reason:
+        assert self._rules is not None
+        if s.images:
+            return "vision"
+        if window is not None and s.tokens > window:
+            return "context"
+        if s.chars > self._rules.complexity.max_chars or s.complexity_tier in self._rules.complexity.tiers:
+            return "complex"
+        return "default"
 
     def _for_request(self, conversation: Conversation, availability: Availability) -> Availability:
         if not conversation.wants_tools and not conversation.remote_media:
@@ -144,19 +133,6 @@ class ContentRouter:
             return availability(group)
 
         return available
-
-    def _reason(self, s: Signals, availability: Availability) -> Reason:
-        assert self._rules is not None
-        if s.images:
-            return "vision"
-        # The window that matters is the one of the default group that would actually serve.
-        default = next((g for g in self._rules.default if availability(g) is None), self._rules.default[0])
-        window = self._config.context_window(default)
-        if window is not None and s.tokens > window:
-            return "context"
-        if s.chars > self._rules.complexity.max_chars or s.complexity_tier in self._rules.complexity.tiers:
-            return "complex"
-        return "default"
 
     def _pick(self, reason: Reason, availability: Availability) -> tuple[str, tuple[SkippedGroup, ...]]:
         skipped = []

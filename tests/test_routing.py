@@ -12,6 +12,7 @@ from router_plugins.access import MASTER, Caller, Role
 from router_plugins.conversation import Shape, read
 from router_plugins.keys import TeamKey
 from router_plugins.errors import ApiError
+from router_plugins.signals import SCORED_CHARS
 from tests.support.configs import core_config, set_spec
 
 
@@ -35,13 +36,38 @@ def _image(size: int) -> list[dict]:
 def test_short_simple_prompt_is_default(gateway):
     d = _decide(gateway, "What is the capital of France?")
     assert (d.model, d.reason) == ("local-text", "default")
-    assert d.signals.complexity_tier == "SIMPLE" and not d.signals.tokens_estimated
+    assert (d.signals.complexity_tier, d.signals.complexity_chars) == ("SIMPLE", len("What is the capital of France?"))
+
+
+def test_a_prompt_whose_size_fits_the_window_is_not_counted(gateway):
+    d = _decide(gateway, "hello " * 40)  # 240 bytes: under local-text's 300-token window whatever the tokenizer
+    assert d.reason == "default" and d.signals.tokens_estimated
+
+
+def test_a_prompt_whose_size_cannot_tell_is_counted_exactly_by_litellm(gateway):
+    fits, overflows = _decide(gateway, "hello " * 60), _decide(gateway, "hello, world. " * 140)
+    assert not fits.signals.tokens_estimated and fits.signals.tokens < 300 and fits.reason == "default"
+    assert not overflows.signals.tokens_estimated and overflows.signals.tokens > 300 and overflows.reason == "context"
+
+
+def test_the_scorer_rates_the_head_of_the_last_user_turn(gateway):
+    """The trade bench/agreement.py measures: what lies past the head doesn't change the tier."""
+    head = "Thanks, that was helpful. Here is the rest of the story you asked me to finish for my daughter tonight. " * 2
+    prompt = head + "Think step by step and explain your reasoning."
+    assert gateway.router.reader.scorer.classify(prompt)[0].value == "REASONING"
+    d = _decide(gateway, prompt)
+    assert (d.signals.complexity_chars, d.signals.complexity_tier, d.reason) == (SCORED_CHARS, "SIMPLE", "default")
 
 
 def test_images_win_over_length(gateway):
     d = _decide(gateway, [*_image(10), {"type": "text", "text": "x" * 5000}])
     assert (d.model, d.reason) == ("local-vision", "vision")
     assert d.signals.images == 1
+
+
+def test_with_an_image_neither_the_scorer_nor_the_token_counter_runs(gateway):
+    d = _decide(gateway, [*_image(10), {"type": "text", "text": "Think step by step and explain your reasoning. " * 10}])
+    assert (d.reason, d.signals.complexity_tier, d.signals.complexity_chars, d.signals.tokens_estimated) == ("vision", None, 0, True)
 
 
 def test_text_over_max_chars_is_complex_with_an_estimated_token_count(gateway):

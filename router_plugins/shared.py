@@ -1,0 +1,172 @@
+"""What gateway replicas share through Redis (`llm_router.redis`): the team keys, and whether a key's
+rpm can be counted exactly across all of them right now.
+
+One thread per gateway process keeps it, so no request ever waits on Redis for it. Every tick:
+- it runs one script that records this process as alive and counts the processes alive across all
+  replicas (`llm-router:workers`), so that each knows its share of a key's rpm if Redis goes away;
+- it learns the keys the other replicas' files hold and publishes those it knows that Redis lacks
+  (`llm-router:keys`, sha256 -> name, team, models, rpm, revoked; hashes only). A key is only ever
+  added or revoked, a revocation wins, and nothing is deleted, so replicas converge whatever order
+  they write in, and a Redis that restarts empty is refilled at the next tick of any replica;
+- a change between Redis answering and not is logged once, with what it means for limits.
+
+While Redis answers, a team key's rpm is counted by LiteLLM's own limiter, in Redis, exactly across
+every process (router_plugins/auth.py hands it the limit). While it doesn't, the door counts in each
+process, each allowing ceil(rpm / N) for the N processes last seen alive.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from typing import Literal
+
+import redis
+from litellm.constants import REDIS_CIRCUIT_BREAKER_RECOVERY_TIMEOUT
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from router_config.gateway_config import RedisSettings
+from router_plugins.keys import KeyFileError, KeyStore, TeamKey
+
+log = logging.getLogger("llm_router.shared")
+
+KEYS_HASH = "llm-router:keys"
+WORKERS_ZSET = "llm-router:workers"
+TICK_S = 0.5
+_ALIVE_S = 5
+"""A process that has not ticked for this long no longer counts."""
+_TIMEOUT_S = 1.0
+# After an outage LiteLLM's Redis clients keep away from Redis until their circuit breaker's
+# recovery timeout has passed; counting rpm there before then would count it nowhere.
+_EXACT_AGAIN_AFTER_S = REDIS_CIRCUIT_BREAKER_RECOVERY_TIMEOUT + 1
+
+_HEARTBEAT = """
+local now = tonumber(redis.call('TIME')[1])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('EXPIRE', KEYS[1], 3600)
+return redis.call('ZCARD', KEYS[1])
+"""
+
+RedisState = Literal["up", "recovering", "down"]
+
+
+class SharedState:
+    def __init__(self, settings: RedisSettings, keys: KeyStore | None, workers: int):
+        self._settings = settings
+        self._keys = keys
+        self._processes = workers
+        """Gateway processes alive across all replicas, as last seen (this replica's own until then)."""
+        self._id = uuid.uuid4().hex
+        # No retries: a tick that fails is the answer, and the next tick tries again.
+        options = {"password": settings.password(), "socket_timeout": _TIMEOUT_S, "socket_connect_timeout": _TIMEOUT_S,
+                   "retry": Retry(NoBackoff(), 0)}
+        self._client = redis.Redis.from_url(settings.url, **options) if settings.url else redis.Redis(settings.host, settings.port, **options)
+        self._heartbeat = self._client.register_script(_HEARTBEAT)
+        self._answering: bool | None = None
+        """Whether Redis answered the last tick; None before the first."""
+        self._ever_answered = False
+        self._exact_from: float | None = None
+        """When LiteLLM's limiter counts in Redis (again): monotonic time, None while Redis doesn't answer."""
+        self._published: dict[bytes, bytes] = {}
+        self._theirs: dict[str, TeamKey | None] = {}
+        self._thread = threading.Thread(target=self._run, name="llm-router-redis", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def state(self) -> RedisState:
+        if self._exact_from is None:
+            return "down"
+        return "up" if time.monotonic() >= self._exact_from else "recovering"
+
+    @property
+    def counts_rpm(self) -> bool:
+        """Whether a key's rpm is counted in Redis, by LiteLLM's limiter, rather than by each process."""
+        return self.state == "up"
+
+    @property
+    def processes(self) -> int:
+        return self._processes
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self._tick()
+            except redis.RedisError as exc:
+                self._lost(exc)
+            except Exception:
+                log.exception("sharing state through Redis failed; trying again")
+            time.sleep(TICK_S)
+
+    def _tick(self) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        self._heartbeat(keys=[WORKERS_ZSET], args=[self._id, _ALIVE_S], client=pipe)
+        pipe.hgetall(KEYS_HASH)
+        processes, published = pipe.execute()
+        self._processes = max(1, int(processes))
+        if self._answering is not True:
+            self._answered()
+        if self._keys is not None:
+            self._share_keys(published)
+
+    def _share_keys(self, published: dict[bytes, bytes]) -> None:
+        assert self._keys is not None
+        if published != self._published:
+            self._published = published
+            self._theirs = {digest.decode(): _key_of(digest, entry) for digest, entry in published.items()}
+            self._keys.learn(k for k in self._theirs.values() if k is not None)
+        try:
+            known = self._keys.all()
+        except KeyFileError as exc:
+            log.warning("not publishing this replica's keys: %s", exc)
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for key in known:
+            had = self._theirs.get(key.sha256)
+            if key.revoked and (had is None or not had.revoked):
+                pipe.hset(KEYS_HASH, key.sha256, _entry_of(key))
+            elif had is None:
+                # Not HSET: a replica may have revoked it meanwhile, and a revocation wins.
+                pipe.hsetnx(KEYS_HASH, key.sha256, _entry_of(key))
+        if len(pipe):
+            pipe.execute()
+
+    def _answered(self) -> None:
+        recovered = self._ever_answered
+        self._answering = self._ever_answered = True
+        self._exact_from = time.monotonic() + (_EXACT_AGAIN_AFTER_S if recovered else 0)
+        if recovered:
+            log.warning("Redis at %s answers again: team keys' rpm limits are exact across replicas again in %gs, when "
+                        "LiteLLM's own Redis clients have come back to it", self._settings.address, _EXACT_AGAIN_AFTER_S)
+        else:
+            log.info("Redis at %s: replicas share team keys, rpm limits and LiteLLM's cooldowns through it", self._settings.address)
+
+    def _lost(self, exc: redis.RedisError) -> None:
+        if self._answering is False:
+            return  # said so already
+        self._answering = False
+        self._exact_from = None
+        log.warning("Redis at %s is unreachable (%s: %s): team keys' rpm limits fall back to per-process shares, each of this "
+                    "replica's processes allowing ceil(rpm / %d) (the gateway processes last seen alive across replicas); keys "
+                    "added or revoked on other replicas reach this one when Redis is back; requests are served meanwhile",
+                    self._settings.address, type(exc).__name__, exc, self._processes)
+
+
+def _entry_of(key: TeamKey) -> str:
+    return json.dumps({"name": key.name, "team": key.team, "models": list(key.models), "rpm": key.rpm, "revoked": key.revoked})
+
+
+def _key_of(digest: bytes, entry: bytes) -> TeamKey | None:
+    """A published key, or None for an entry this version can't read (it is left as it is)."""
+    try:
+        e = json.loads(entry)
+        return TeamKey(name=str(e["name"]), team=str(e["team"]), sha256=digest.decode(), models=tuple(str(m) for m in e["models"]),
+                       rpm=None if e["rpm"] is None else int(e["rpm"]), revoked=bool(e["revoked"]))
+    except (ValueError, KeyError, TypeError):
+        return None
