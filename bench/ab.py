@@ -65,6 +65,8 @@ def _priced(input_cost: float, output_cost: float) -> ConfigEdit:
 
 
 VARIANTS: dict[str, Variant] = {
+    "metrics-all": Variant("litellm_settings.prometheus_metrics_config: [] (every metric of LiteLLM's prometheus callback)",
+                           edit=_litellm_settings(prometheus_metrics_config=[])),
     "zero-price": Variant("the local group declares a price of 0 per token", edit=_priced(0.0, 0.0)),
     "metrics-off": Variant("llm_router.metrics: false (no LiteLLM Prometheus callback, no /metrics)", edit=_llm_router(metrics=False)),
 }

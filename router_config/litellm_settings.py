@@ -25,6 +25,17 @@ _OURS = frozenset({HOOKS, "router_plugins.hooks.router_hooks"})
 _OUR_SECTIONS = ("routing", "llm_router")
 PROMETHEUS = "prometheus"
 """LiteLLM's Prometheus callback: it counts requests, tokens and latencies, and mounts /metrics."""
+LITELLM_METRICS = (
+    "litellm_proxy_total_requests_metric", "litellm_proxy_failed_requests_metric", "litellm_request_total_latency_metric",
+    "litellm_llm_api_latency_metric", "litellm_llm_api_time_to_first_token_metric", "litellm_input_tokens_metric",
+    "litellm_output_tokens_metric", "litellm_total_tokens_metric", "litellm_deployment_successful_fallbacks",
+    "litellm_deployment_failed_fallbacks",
+)
+"""The metrics of LiteLLM's callback that serve was asked for: requests, latency, time to first token,
+tokens and fallbacks. Its other ~60 (budgets, spend, virtual-key limits, per-deployment rate-limit
+headers) describe a database llm-router doesn't run, and writing them costs about 1 ms a request in
+multiprocess mode (bench/ab.py metrics-all). An admin's own `prometheus_metrics_config` wins; `[]`
+brings back every metric."""
 
 
 def litellm_config(config: GatewayConfig) -> dict[str, Any]:
@@ -34,6 +45,8 @@ def litellm_config(config: GatewayConfig) -> dict[str, Any]:
     settings = raw.get("litellm_settings") or {}
     callbacks = [c for c in _as_list(settings.get("callbacks")) if c not in _OURS and c != PROMETHEUS]
     settings["callbacks"] = [HOOKS, *callbacks, *([PROMETHEUS] if config.settings.metrics else [])]
+    if config.settings.metrics:
+        settings.setdefault("prometheus_metrics_config", [{"group": "llm-router", "metrics": list(LITELLM_METRICS)}])
     # Our door decides who reaches /metrics (the master key, or anyone with llm_router.metrics_public).
     settings["require_auth_for_metrics_endpoint"] = False
     raw["litellm_settings"] = settings

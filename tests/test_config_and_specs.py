@@ -159,6 +159,16 @@ def test_a_custom_auth_of_the_admins_own_is_refused_at_check(tmp_path):
     assert failed.value.problems[0].key == "general_settings.custom_auth"
 
 
+def test_litellms_prometheus_callback_writes_only_the_chosen_metrics_unless_the_admin_chooses():
+    from router_config.litellm_settings import LITELLM_METRICS, litellm_config
+
+    config = load_config(REPO / "litellm_config.yaml")
+    chosen = litellm_config(config)["litellm_settings"]["prometheus_metrics_config"]
+    assert chosen == [{"group": "llm-router", "metrics": list(LITELLM_METRICS)}]
+    raw = {**config.raw, "litellm_settings": {"prometheus_metrics_config": []}}
+    assert litellm_config(dataclasses.replace(config, raw=raw))["litellm_settings"]["prometheus_metrics_config"] == []
+
+
 def test_litellm_gets_our_plugins_once_and_every_alias_we_resolve(tmp_path):
     from router_config.litellm_settings import HOOKS, litellm_config
 

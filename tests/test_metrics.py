@@ -101,6 +101,17 @@ def test_litellms_own_request_metrics_count_every_request_of_every_worker(scrape
     assert _value(samples, "litellm_proxy_total_requests_metric_total", requested_model="local-vision") == 1
 
 
+def test_litellms_request_latency_and_token_metrics_are_scraped_and_its_database_ones_are_not(scraped):
+    from router_config.litellm_settings import LITELLM_METRICS
+
+    text, samples = scraped
+    families = {name for name, _ in samples}
+    assert {"litellm_request_total_latency_metric_count", "litellm_llm_api_latency_metric_count", "litellm_input_tokens_metric_total"} <= families
+    # The in-flight gauge is the proxy's own, outside the callback and its filter.
+    assert {n for n in families if n.startswith("litellm_") and not n.startswith(LITELLM_METRICS)} <= {"litellm_in_flight_requests"}
+    assert "litellm_remaining_api_key_budget_metric" not in text and "litellm_spend_metric" not in text
+
+
 def test_no_secret_is_in_the_scrape(scraped):
     text, _ = scraped
     assert MASTER not in text and OPENAI not in text
