@@ -36,10 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     plot.overhead_chart(result, chart_path)
     if output is None:
         md_path = REPO / "BENCHMARKS.md"
-        report.write_markdown(result, md_path, str(json_path.relative_to(REPO)), str(chart_path.relative_to(REPO)))
+        report.write_markdown(result, md_path, str(json_path.relative_to(REPO)), str(chart_path.relative_to(REPO)), RESULTS)
+        report.write_headline(result, REPO / "README.md", md_path.name)
     else:
         md_path = out_dir / "BENCHMARKS.md"
-        report.write_markdown(result, md_path, json_path.name, chart_path.name)
+        report.write_markdown(result, md_path, json_path.name, chart_path.name, RESULTS)
     print(report.terminal(result))
     print(f"\nwrote {json_path}, {chart_path}, {md_path}")
     return 0 if result.cleanup is not None and result.cleanup.left_running == 0 else 1

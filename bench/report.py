@@ -112,6 +112,67 @@ def _pct(share: float | None) -> str:
     return "-" if share is None or math.isnan(share) else f"{100 * share:.1f}%"
 
 
+def profile_table(r: SuiteResult) -> str:
+    rows = [[c.name, _pct(c.share), _f(c.ms_per_request)] for c in r.profile.categories]
+    return table(["where (py-spy, samples holding the GIL)", "share", "CPU ms per request"], rows)
+
+
+def profile_functions_table(r: SuiteResult) -> str:
+    rows = [[f"`{c.name}`", _pct(c.share), _f(c.ms_per_request)] for c in r.profile.top_self]
+    return table(["function running itself (leaf frame)", "share", "CPU ms per request"], rows)
+
+
+def ab_results(results: Path) -> list[dict[str, Any]]:
+    """The newest `python -m bench.ab` result of each setting, in bench/results."""
+    newest: dict[str, dict[str, Any]] = {}
+    for path in sorted(results.glob("ab-*.json")):
+        data = json.loads(path.read_text())
+        newest[data["variant"]] = {**data, "file": path.name}
+    return list(newest.values())
+
+
+def ab_table(results: list[dict[str, Any]]) -> str:
+    rows = [[f"`{a['variant']}`: {a['description']}", a["date"], str(len(a["p50_b_minus_a_ms"])),
+             ", ".join(f"{x:+.2f}" for x in a["p50_b_minus_a_ms"]), f"{a['mean_p50_b_minus_a_ms']:+.2f}",
+             f"{a['mean_cpu_b_minus_a_ms']:+.2f}", f"`bench/results/{a['file']}`"] for a in results]
+    return table(["B: the setting", "date", "pairs", "p50 B-A per pair (ms)", "mean p50 B-A (ms)", "mean CPU B-A (ms/request)", "raw"], rows)
+
+
+HEADLINE_START, HEADLINE_END = "<!-- bench:headline -->", "<!-- /bench:headline -->"
+
+
+def headline(r: SuiteResult, benchmarks: str) -> str:
+    """The README's headline table: the paths a reader compares, from this run."""
+    rows = []
+    for key, label in (("a", "direct to the upstream"), ("b", "stock LiteLLM proxy"),
+                       ("c", "llm-router, 1 worker, explicit local model (keys, launcher on)"), ("d", "llm-router, 1 worker, `auto`"),
+                       ("e", "llm-router, `--workers 2` (the default)"), ("f", "LiteLLM under `llm-router serve`, none of our plugins (reference)")):
+        lat = next((p for p in r.latency.paths if p.key == key), None)
+        over = next((o for o in r.latency.overheads if o.key == key), None)
+        cell = r.throughput.cell(key, 16)
+        if lat is None and cell is None:
+            continue
+        rows.append([label, f"{_f(lat.nonstream.p50)} ms" if lat else "", f"{_f(over.share_of_stock_overhead_p50, 3)}" if over else "",
+                     f"{cell.rps:,.0f}" if cell else ""])
+    met = sum(t.met is True for t in r.targets)
+    judged = sum(t.met is not None for t in r.targets)
+    missed = [t.requirement for t in r.targets if t.met is False]
+    lines = [HEADLINE_START,
+             f"From the {r.mode} run of {r.date} on this {r.machine.cpu_count}-core machine (litellm {r.versions.litellm}); "
+             f"{met} of {judged} targets met{': not met: ' + '; '.join(missed) if missed else ''}. All figures: [{benchmarks}]({benchmarks}).",
+             "",
+             table(["path", "p50 latency", "(x-a)/(b-a) at p50", "req/s at 16 clients"], rows),
+             HEADLINE_END]
+    return "\n".join(lines)
+
+
+def write_headline(r: SuiteResult, readme: Path, benchmarks: str) -> None:
+    """Replace the headline between its markers in the README."""
+    text = readme.read_text()
+    start, end = text.index(HEADLINE_START), text.index(HEADLINE_END) + len(HEADLINE_END)
+    readme.write_text(text[:start] + headline(r, benchmarks) + text[end:])
+
+
 def cold_table(r: SuiteResult) -> str:
     rows = []
     for c in r.cold_start:
@@ -162,7 +223,17 @@ def terminal(r: SuiteResult) -> str:
 # ---- BENCHMARKS.md ----------------------------------------------------------------------------
 
 
-def markdown(r: SuiteResult, json_name: str, chart: str) -> str:
+def _profile_intro(r: SuiteResult) -> str:
+    p = r.profile
+    if p.skipped:
+        return f"Not profiled in this run: {p.skipped}."
+    return (f"`bench/profile.py`: py-spy sampled the one-worker gateway at 250 Hz while the bench sent {p.requests:,} sequential "
+            f"requests of path ({p.path}); {p.samples:,} samples. The gateway spent {_f(p.cpu_ms_per_request)} ms of CPU per request "
+            f"({_f(p.wall_ms_per_request)} ms wall, the client included). Each sample goes to the work it is part of wherever that sits "
+            "in the stack (a cost calculation inside LiteLLM's success logging is cost calculation), else to the deepest layer it reached.")
+
+
+def markdown(r: SuiteResult, json_name: str, chart: str, results_dir: Path) -> str:
     met = sum(t.met is True for t in r.targets)
     judged = sum(t.met is not None for t in r.targets)
     lat = r.latency
@@ -250,6 +321,15 @@ def markdown(r: SuiteResult, json_name: str, chart: str) -> str:
         "How full scoring routes the corpus: " + ", ".join(f"{reason} {n:,}" for reason, n in r.routing_cost.agreement.reasons_full.items())
         + ". Tiers that differ (full -> bounded): "
         + (", ".join(f"{pair} ({n})" for pair, n in r.routing_cost.agreement.tier_changes.items()) or "none") + ".",
+        "## Where a request's milliseconds go",
+        _profile_intro(r),
+        profile_table(r),
+        profile_functions_table(r),
+        "### Settings measured one at a time",
+        "`python -m bench.ab SETTING` starts pairs of one-worker gateways on one fake upstream, A with llm-router's defaults "
+        "and B with one setting changed, and sends both the explicit local model path (c) in interleaved blocks, so noise falls "
+        "on both alike. A negative B-A means B is cheaper. The newest result of each setting in `bench/results/`:",
+        ab_table(ab_results(results_dir)),
         "## Cold start through the launcher",
         cold_table(r),
         "## Cold-start stampede",
@@ -301,5 +381,5 @@ def reading(r: SuiteResult) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(r: SuiteResult, path: Path, json_name: str, chart: str) -> None:
-    path.write_text(markdown(r, json_name, chart))
+def write_markdown(r: SuiteResult, path: Path, json_name: str, chart: str, results_dir: Path) -> None:
+    path.write_text(markdown(r, json_name, chart, results_dir))

@@ -12,7 +12,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("date", "machine", "versions", "latency", "throughput", "routing_cost", "cold_start", "stampede", "memory", "targets", "cleanup")
+SECTIONS = ("date", "machine", "versions", "latency", "throughput", "routing_cost", "cold_start", "stampede", "memory", "profile", "targets", "cleanup")
 
 
 def test_bench_smoke_writes_every_section(tmp_path):
@@ -32,4 +32,6 @@ def test_bench_smoke_writes_every_section(tmp_path):
     assert data["machine"]["cpu_count"] >= 1 and data["versions"]["litellm"]
     assert data["cleanup"]["left_running"] == 0
     assert (tmp_path / "overhead.png").stat().st_size > 0
-    assert (tmp_path / "BENCHMARKS.md").read_text().startswith("# llm-router benchmarks")
+    markdown = (tmp_path / "BENCHMARKS.md").read_text()
+    assert markdown.startswith("# llm-router benchmarks")
+    assert "## Where a request's milliseconds go" in markdown and "### Settings measured one at a time" in markdown
