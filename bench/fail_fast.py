@@ -25,9 +25,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import anthropic
 import httpx
-import openai
 import yaml
 
 from bench.processes import REPO
@@ -35,6 +33,7 @@ from bench.stats import Summary, summarize_ms
 from tests.fakes.cloud import FakeCloud
 from tests.support.configs import shipped_config_copy
 from tests.support.gateway import FAKE_MODEL_SERVER, Gateway, fake_server_spec, free_port
+from tests.support.sdk import sdk_http_requests
 
 CRASHING_GROUPS = 8
 UNSERVABLE_REQUESTS = 30
@@ -143,24 +142,8 @@ def _unservable(work: Path) -> list[UnservableResult]:
                 started = time.perf_counter()
                 status = client.post(gw.url + path, json=body).status_code
                 samples.append(time.perf_counter() - started)
-            out.append(UnservableResult(shape, status, summarize_ms(samples), _sdk_requests(gw, path, body)))
+            out.append(UnservableResult(shape, status, summarize_ms(samples), sdk_http_requests(gw.url, path, body)))
     return out
-
-
-def _sdk_requests(gw: Gateway, path: str, body: dict) -> int:
-    """HTTP requests the API's own SDK sends, with its default retries, for one call that gets the 503."""
-    sent: list[httpx.Request] = []
-    http = httpx.Client(event_hooks={"request": [sent.append]})
-    try:
-        if path == "/v1/messages":
-            anthropic.Anthropic(base_url=gw.url, api_key="unused", http_client=http).messages.create(**body)
-        elif path == "/v1/responses":
-            openai.OpenAI(base_url=f"{gw.url}/v1", api_key="unused", http_client=http).responses.create(**body)
-        else:
-            openai.OpenAI(base_url=f"{gw.url}/v1", api_key="unused", http_client=http).chat.completions.create(**body)
-    except (openai.APIStatusError, anthropic.APIStatusError):
-        pass
-    return len(sent)
 
 
 def _stop_fake(work: Path, cloud_url: str) -> StopResult:

@@ -33,7 +33,7 @@ LITELLM_METRICS = (
 )
 """The metrics of LiteLLM's callback that serve was asked for: requests, latency, time to first token,
 tokens and fallbacks. Its other ~60 (budgets, spend, virtual-key limits, per-deployment rate-limit
-headers) describe a database llm-router doesn't run, and writing them costs about 1 ms a request in
+headers) describe a database llm-router doesn't run, and writing them costs 0.5 to 1 ms of CPU a request in
 multiprocess mode (bench/ab.py metrics-all). An admin's own `prometheus_metrics_config` wins; `[]`
 brings back every metric."""
 

@@ -33,6 +33,20 @@ def test_cold_start_fallback_serves_auto_from_the_next_group_while_the_server_st
         assert later.headers["x-litellm-model-group"] == "local-text"
 
 
+def test_cold_start_fallback_serves_auto_at_once_on_the_responses_and_messages_apis_too(tmp_path, cloud):
+    config = core_config(tmp_path, cloud.url)
+    set_spec(config, "local-text", flags=["--start-delay", "5"], cold_start="fallback")
+    hi = [{"role": "user", "content": "hi"}]
+    with Gateway(config, {"ANTHROPIC_API_KEY": ANTHROPIC}) as gw:
+        for path, body in (("/v1/responses", {"model": "auto", "input": "hi"}),
+                           ("/v1/messages", {"model": "auto", "max_tokens": 5, "messages": hi})):
+            answer = gw.post(path, body)
+            assert answer.status_code == 200, (path, answer.text)
+            assert answer.headers["x-llm-router-model"] == "local-text", path
+            assert answer.headers["x-litellm-model-group"] == "claude-sonnet", path
+        assert gw.get("/v1/health").json()["backends"]["local-text"]["state"] == "starting"
+
+
 def test_explicitly_named_local_model_waits_for_its_start(tmp_path, cloud):
     config = core_config(tmp_path, cloud.url)
     set_spec(config, "local-text", flags=["--start-delay", "2"], cold_start="fallback")
