@@ -246,6 +246,15 @@ def test_an_upstream_400_reaches_the_client_once_without_a_fallback(setup):
     assert [r.model for r in cloud.requests[before:]] == ["fake-status-400"]
 
 
+def test_upstream_400s_never_count_against_the_backends_health(setup):
+    """LiteLLM cools a deployment down after repeated failures; a client's mistakes are not failures."""
+    gw, cloud = setup
+    before = len(cloud.requests)
+    statuses = [_post(gw, "/v1/chat/completions", {"model": "refused", "messages": HI}).status_code for _ in range(6)]
+    assert statuses == [400] * 6
+    assert [r.model for r in cloud.requests[before:]] == ["fake-status-400"] * 6  # each one still reached its backend
+
+
 def test_each_client_error_is_one_log_line_without_a_traceback(setup):
     gw, _ = setup
     log = gw.config.parent / "logs" / "router.log"
