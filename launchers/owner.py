@@ -196,8 +196,14 @@ class Owner:
     async def _overview(self, _: _Session, __: dict[str, Any]) -> dict[str, Any]:
         """Everything the status page shows about the machine: servers (with their log tails), the
         memory they hold against the budget, and the latest routing decisions of every worker."""
-        return {"servers": [{**asdict(s), "log_tail": self._launcher.log_tail(s.name)} for s in self._launcher.statuses()],
+        return {"servers": [{**asdict(s), "memory": self._spec_memory(s.name), "log_tail": self._launcher.log_tail(s.name)}
+                            for s in self._launcher.statuses()],
                 "memory": self._launcher.memory(), "decisions": list(reversed(self._decisions))}
+
+    def _spec_memory(self, name: str) -> dict[str, Any]:
+        """What the server's own spec (the one it runs under, which may predate a reload) says it holds."""
+        memory = self._launcher.servers[name].spec.memory
+        return {"gpu_gib": memory.gpu_gib, "gpu_device": memory.gpu_device, "host_gib": memory.host_gib}
 
     def _note_decision(self, decision: Any) -> None:
         if isinstance(decision, dict):

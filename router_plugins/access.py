@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from router_plugins.errors import ApiError
 from router_plugins.keys import KeyStore, RateLimiter, TeamKey, same_secret
-from router_plugins.routes import Access, Operation, Route
+from router_plugins.routes import Access, Route
 
 if TYPE_CHECKING:
     from router_plugins.shared import SharedState
@@ -131,8 +131,7 @@ class AccessPolicy:
             raise ApiError(403, f"Batches and files can name any model, which the gateway can't check; this key may use only {_allowed(caller)}.")
         if group is not None:
             self.check_group(caller, group)
-        # LiteLLM runs no pre-call hook on count_tokens, so its limiter can't count it there.
-        self.count_request(caller, litellm_counts=route.operation is not Operation.COUNT_TOKENS)
+        self.count_request(caller, litellm_counts=route.litellm_hooks)
 
     def check_group(self, caller: Caller, group: str) -> None:
         if not caller.may_use(group):
@@ -148,13 +147,15 @@ class AccessPolicy:
     def count_request(self, caller: Caller, litellm_counts: bool = True) -> None:
         """Count a team key's request against its rpm, unless LiteLLM's limiter counts it in Redis.
 
-        litellm_counts: whether LiteLLM's limiter sees this request at all. One it doesn't see is
-        counted here even with Redis, against this process's share of the limit."""
+        litellm_counts: whether LiteLLM's limiter sees this request at all (it runs no pre-call hook on
+        the token-counting routes). One it doesn't see is counted here even with Redis, against this
+        process's share of the limit: a budget of its own beside the one LiteLLM counts."""
         key = caller.key
         if key is None or key.rpm is None or (self.litellm_counts_rpm and litellm_counts):
             return
         among = self._shared.processes if self._shared is not None else None
-        if not self._rate_limiter.allow(key.name, key.rpm, among):
+        # By hash: keys from several replicas' files may share a name.
+        if not self._rate_limiter.allow(key.sha256, key.rpm, among):
             raise ApiError(429, f"Rate limit exceeded: this key allows {key.rpm} requests per minute.")
 
     def check_attempt(self, caller: Caller, group: str | None) -> str | None:

@@ -106,10 +106,6 @@ def build_app(gateway: Gateway) -> FastAPI:
             overview = await gateway.servers.overview()
         except ServerUnavailable as exc:
             raise ApiError(503, exc.why) from None
-        specs = gateway.config.local_specs()
-        for server in overview["servers"]:
-            memory = specs[server["name"]].memory
-            server["memory"] = {"gpu_gib": memory.gpu_gib, "gpu_device": memory.gpu_device, "host_gib": memory.host_gib}
         backends = {name: asdict(h) for name, h in gateway.health().items()}
         return JSONResponse(json.loads(redact(json.dumps({"backends": backends, **overview}), gateway.secrets())))
 

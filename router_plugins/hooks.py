@@ -126,7 +126,7 @@ class RouterHooks(CustomLogger):
                 await self._ensure_local(kwargs, call_type, deployment, request_id)
             except ServerUnavailable as exc:
                 why = exc.why
-        elif why is None and deployment.remote is not None:
+        elif why is None and deployment.remote is not None and deployment.remote.cold_start == "fallback":
             why = gw.remotes.cold_start_fallback(deployment, self._may_fall_back_when_cold(deployment, request_id))
         if why is not None:
             gw.requests.attempted(request_id, Attempt(deployment.group, why, unavailable=True))

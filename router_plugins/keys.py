@@ -186,12 +186,12 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._workers = workers
 
-    def allow(self, key_name: str, rpm: int, among: int | None = None) -> bool:
+    def allow(self, key_id: str, rpm: int, among: int | None = None) -> bool:
         """among: how many processes share the limit (default: this gateway's workers)."""
         rpm = -(-rpm // (among or self._workers))
         now = time.monotonic()
         with self._lock:
-            hits = self._hits.setdefault(key_name, deque())
+            hits = self._hits.setdefault(key_id, deque())
             while hits and now - hits[0] >= 60.0:
                 hits.popleft()
             if len(hits) >= rpm:

@@ -141,7 +141,11 @@ class RemoteBackends:
         with httpx.Client(timeout=_TIMEOUT_S) as client:
             while True:
                 for base_url, deployments in self._by_host.items():
-                    self._views[base_url] = _read(client, base_url, deployments)
+                    try:
+                        self._views[base_url] = _read(client, base_url, deployments)
+                    except Exception as exc:  # noqa: BLE001 - a view that can't be read must not end the polling
+                        log.exception("reading llm-router at %s failed", base_url)
+                        self._views[base_url] = HostView(f"could not be read: {type(exc).__name__}")
                 time.sleep(POLL_S)
 
 

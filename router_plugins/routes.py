@@ -63,6 +63,8 @@ class Route:
     """The model named in the path (`/engines/{model}/...`, `/openai/deployments/{model}/...`)."""
     allowed: tuple[str, ...] = ()
     """For WRONG_METHOD: the methods the path takes."""
+    litellm_hooks: bool = True
+    """Whether LiteLLM runs its pre-call hooks, its rate limiter among them, on this route."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class Template:
     paths: tuple[str, ...]
     access: Access
     operation: Operation
+    litellm_hooks: bool = True
 
 
 def _versioned(*paths: str) -> tuple[str, ...]:
@@ -83,8 +86,9 @@ def _by_model(path: str) -> tuple[str, ...]:
     return (f"/openai/deployments/{{model}}{path}", f"/engines/{{model}}{path}")
 
 
-def _template(methods: str, paths: tuple[str, ...], access: Access, operation: Operation = Operation.OTHER) -> Template:
-    return Template(frozenset(methods.split("|")), paths, access, operation)
+def _template(methods: str, paths: tuple[str, ...], access: Access, operation: Operation = Operation.OTHER,
+              litellm_hooks: bool = True) -> Template:
+    return Template(frozenset(methods.split("|")), paths, access, operation, litellm_hooks)
 
 
 TEMPLATES: tuple[Template, ...] = (
@@ -94,12 +98,14 @@ TEMPLATES: tuple[Template, ...] = (
     _template("POST", _by_model("/completions"), Access.INFERENCE, Operation.COMPLETIONS),
     _template("POST", _versioned("/embeddings"), Access.INFERENCE, Operation.EMBEDDINGS),
     _template("POST", _by_model("/embeddings"), Access.INFERENCE, Operation.EMBEDDINGS),
-    _template("POST", _versioned("/responses", "/responses/compact", "/responses/input_tokens"), Access.INFERENCE, Operation.RESPONSES),
+    _template("POST", _versioned("/responses", "/responses/compact"), Access.INFERENCE, Operation.RESPONSES),
+    # LiteLLM counts tokens here, and on count_tokens, without running its pre-call hooks.
+    _template("POST", _versioned("/responses/input_tokens"), Access.INFERENCE, Operation.RESPONSES, litellm_hooks=False),
     _template("GET|DELETE", _versioned("/responses/{response_id}"), Access.INFERENCE, Operation.RESPONSE_BY_ID),
     _template("GET", _versioned("/responses/{response_id}/input_items"), Access.INFERENCE, Operation.RESPONSE_BY_ID),
     _template("POST", _versioned("/responses/{response_id}/cancel"), Access.INFERENCE, Operation.RESPONSE_BY_ID),
     _template("POST", ("/v1/messages",), Access.INFERENCE, Operation.MESSAGES),
-    _template("POST", ("/v1/messages/count_tokens",), Access.INFERENCE, Operation.COUNT_TOKENS),
+    _template("POST", ("/v1/messages/count_tokens",), Access.INFERENCE, Operation.COUNT_TOKENS, litellm_hooks=False),
     _template("GET|POST", _versioned("/batches"), Access.INFERENCE, Operation.BATCHES),
     _template("GET", _versioned("/batches/{batch_id}"), Access.INFERENCE, Operation.BATCH_BY_ID),
     _template("POST", _versioned("/batches/{batch_id}/cancel"), Access.INFERENCE, Operation.BATCH_BY_ID),
@@ -141,7 +147,7 @@ def classify(method: str, path: str) -> Route:
     for template, pattern in _COMPILED:
         match = pattern.match(path)
         if match and method in template.methods:
-            return Route(template.access, template.operation, api, match.groupdict().get("model"))
+            return Route(template.access, template.operation, api, match.groupdict().get("model"), litellm_hooks=template.litellm_hooks)
         if match:
             allowed |= template.methods
     if allowed and method != "WEBSOCKET":

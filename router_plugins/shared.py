@@ -81,9 +81,10 @@ class SharedState:
 
     @property
     def state(self) -> RedisState:
-        if self._exact_from is None:
+        exact_from = self._exact_from  # read once: the Redis thread may clear it meanwhile
+        if exact_from is None:
             return "down"
-        return "up" if time.monotonic() >= self._exact_from else "recovering"
+        return "up" if time.monotonic() >= exact_from else "recovering"
 
     @property
     def counts_rpm(self) -> bool:

@@ -61,9 +61,9 @@ class SignalReader:
         return Signals(chars, tokens, estimated, 0, str(tier.value), round(float(score), 4), len(head))
 
     def _tokens(self, conversation: Conversation, window: int | None) -> tuple[int, bool]:
-        bound = conversation.utf8_size() + _FRAMING_TOKENS_PER_TURN * (len(conversation.turns) + 1)
-        if window is None or bound <= window:
-            return estimate_tokens(conversation), True
+        size = conversation.utf8_size()
+        if window is None or size + _FRAMING_TOKENS_PER_TURN * (len(conversation.turns) + 1) <= window:
+            return size // BYTES_PER_TOKEN_ESTIMATE, True
         return count_tokens(self.count_model, conversation), False
 
 

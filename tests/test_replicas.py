@@ -350,11 +350,11 @@ def test_a_key_with_rpm_10_gets_exactly_10_answers_a_minute_across_both_replicas
 
 
 @pytest.mark.slow
-def test_count_tokens_which_litellms_limiter_never_sees_is_limited_to_each_processs_share(fleet):
+def test_token_counting_which_litellms_limiter_never_sees_is_limited_to_each_processs_share(fleet):
     key = fleet.add_key(0, "counting", "--rpm", "4")
     wait_until(lambda: _knows(fleet.fronts[1], key), 5, "the other replica to know the new key")
-    body = {"model": "gpt-4o", "messages": HI}
-    answers = [fleet.fronts[i % 2].post("/v1/messages/count_tokens", body, key=key) for i in range(12)]
+    counting = [("/v1/messages/count_tokens", {"model": "gpt-4o", "messages": HI}), ("/v1/responses/input_tokens", {"model": "gpt-4o", "input": "hi"})]
+    answers = [fleet.fronts[i % 2].post(*counting[i // 2 % 2], key=key) for i in range(12)]
     # Past the limit, 429; within it, whatever the backend says (the fake cloud has no OpenAI
     # input_tokens endpoint, which LiteLLM asks for gpt-4o: 404).
     passed = [a.status_code for a in answers if a.status_code != 429]
