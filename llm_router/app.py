@@ -318,7 +318,7 @@ def _lifespan_send(gateway: Gateway, send: Any) -> Any:
         if message["type"] == "lifespan.startup.complete":
             removed = inert_hooks.remove()
             log.info("LiteLLM proxy hooks with nothing to enforce here, turned off: %s", ", ".join(removed) or "none")
-            gateway.servers.start()
+            gateway.start()
         elif message["type"] == "lifespan.shutdown.complete":
             await gateway.servers.close()
         await send(message)

@@ -43,16 +43,22 @@ class Gateway:
         s = config.settings
         self.keys = KeyStore(config.resolve_path(s.keys_file)) if s.keys_file else None
         # Each kept up to date by a thread of its own, so that no request waits on Redis or a GPU host.
-        self.shared = SharedState(s.redis, self.keys, worker_count()) if s.redis else None
-        self.access = AccessPolicy(os.environ.get(MASTER_KEY_ENV) or None, self.keys, RateLimiter(worker_count()), self.shared)
+        workers = worker_count()
+        self.shared = SharedState(s.redis, self.keys, workers) if s.redis else None
+        self.access = AccessPolicy(os.environ.get(MASTER_KEY_ENV) or None, self.keys, RateLimiter(workers), self.shared)
         self.remotes = RemoteBackends(config.deployments)
-        if self.shared is not None:
-            self.shared.start()
-        self.remotes.start()
         self.paths = RuntimePaths(config.resolve_path(s.state_dir), config.resolve_path(s.log_dir))
         self.servers = OwnerClient(self.paths.owner_socket, list(config.local_specs()))
         self.requests = RequestLedger()
         self._availability: dict[str, tuple[float, str | None]] = {}
+
+    def start(self) -> None:
+        """Start what runs beside requests: only a serving process does, so that a Gateway built
+        elsewhere (the bench, a check) never counts itself among Redis' workers or polls hosts."""
+        if self.shared is not None:
+            self.shared.start()
+        self.remotes.start()
+        self.servers.start()
 
     # ---- routing availability -------------------------------------------------------------
 
