@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from launchers.server import ServerUnavailable
 from router_plugins.access import MASTER, Caller
@@ -31,7 +31,7 @@ from router_plugins.validation import parse_body, parse_object
 PATHS = frozenset({"/health", "/v1/health", "/v1/router/explain", "/v1/router/servers", "/v1/router/status", "/router/ui", "/v1/models",
                    "/models", "/openapi.json"})
 STATUS_PAGE = "/router/ui"
-_PAGE = Path(__file__).with_name("status_page.html")
+_PAGE = Path(__file__).with_name("status_page.html").read_text()
 PATH_PREFIXES = ("/v1/router/servers/", "/v1/models/", "/models/")
 
 
@@ -83,11 +83,9 @@ def build_app(gateway: Gateway) -> FastAPI:
 
     @app.get("/v1/health")
     @app.get("/health")
-    async def health() -> JSONResponse:
-        backends = {name: asdict(h) for name, h in gateway.health().items()}
+    async def health() -> Response:
         redis = gateway.redis_state()
-        body = json.dumps({"status": "ok", **({"redis": redis} if redis else {}), "backends": backends})
-        return JSONResponse(json.loads(redact(body, gateway.secrets())))
+        return _redacted(gateway, {"status": "ok", **({"redis": redis} if redis else {}), "backends": _backends(gateway)})
 
     @app.post("/v1/router/explain")
     async def explain(request: Request) -> JSONResponse:
@@ -99,15 +97,14 @@ def build_app(gateway: Gateway) -> FastAPI:
         return JSONResponse({**decision.as_json(), "api": shape.value})
 
     @app.get("/v1/router/status")
-    async def status() -> JSONResponse:
+    async def status() -> Response:
         """What the status page shows: backends, local servers (state, times, memory, last error, log
         tail), memory held against the budget, and the latest routing decisions of every worker."""
         try:
             overview = await gateway.servers.overview()
         except ServerUnavailable as exc:
             raise ApiError(503, exc.why) from None
-        backends = {name: asdict(h) for name, h in gateway.health().items()}
-        return JSONResponse(json.loads(redact(json.dumps({"backends": backends, **overview}), gateway.secrets())))
+        return _redacted(gateway, {"backends": _backends(gateway), **overview})
 
     @app.get(STATUS_PAGE)
     async def page() -> HTMLResponse:
@@ -136,11 +133,20 @@ def build_app(gateway: Gateway) -> FastAPI:
     return app
 
 
+def _backends(gateway: Gateway) -> dict[str, Any]:
+    return {name: asdict(h) for name, h in gateway.health().items()}
+
+
+def _redacted(gateway: Gateway, body: dict[str, Any]) -> Response:
+    """A JSON answer with every secret the gateway knows taken out (a backend's error may quote one)."""
+    return Response(redact(json.dumps(body), gateway.secrets()), media_type="application/json")
+
+
 def status_page(status: int) -> HTMLResponse:
     """The status page: one HTML file, no build step and nothing from a CDN. It asks for the master key
     and keeps it in the tab (sessionStorage), never in a cookie or a URL; so a browser without the key
     gets it too, with the API's answer as its status (401)."""
-    return HTMLResponse(_PAGE.read_text(), status_code=status, headers={"cache-control": "no-store"})
+    return HTMLResponse(_PAGE, status_code=status, headers={"cache-control": "no-store"})
 
 
 def _explained_shape(asked: str | None, body: dict[str, Any]) -> Shape:
