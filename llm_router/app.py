@@ -38,10 +38,10 @@ from router_config.litellm_settings import litellm_config  # noqa: E402
 from router_plugins import endpoints  # noqa: E402
 from router_plugins.access import Caller, presented_key  # noqa: E402
 from router_plugins.auth import CALLER_STATE, LiteLLMAuth  # noqa: E402
-from router_plugins.errors import Api, ApiError  # noqa: E402
+from router_plugins.errors import Api, ApiError, error_meant  # noqa: E402
 from router_plugins.gateway import Gateway  # noqa: E402
 from router_plugins.hooks import RouterHooks  # noqa: E402
-from router_plugins.routes import Access, Operation, Route, classify  # noqa: E402
+from router_plugins.routes import Access, Operation, Route, classify, not_served_message  # noqa: E402
 from router_plugins.conversation import Shape  # noqa: E402
 from router_plugins.validation import parse_body  # noqa: E402
 
@@ -75,12 +75,8 @@ class GatewayApp:
             answer = _Answer(send, scope, route, settle, self._gateway.requests.take_answer, self._gateway.servers.note_decision)
             try:
                 await self._handle(scope, receive, route, answer)
-            except Exception:
-                # Our own bug, or LiteLLM's, which its app raises again after its plain-text 500: logged
-                # here, once, with its traceback; the client gets a JSON 500 unless an answer has begun.
-                log.exception("failed on %s %r (key %s)", scope["method"], scope["path"], answer.caller_name)
-                if not answer.started:
-                    await answer.fail(ApiError(500, _FAILED))
+            except Exception as exc:
+                await answer.fail(exc)
 
     async def _handle(self, scope: Scope, receive: Any, route: Route, answer: _Answer) -> None:
         caller: Caller | None = None
@@ -233,14 +229,30 @@ class _Answer:
         return self.caller.name if self.caller else "-"
 
     async def refuse(self, error: ApiError) -> None:
-        """The door's own refusal."""
+        """The door's own refusal. A route not served is refused with the route table's reason for it."""
+        if error.status == 501 and self._route.access is Access.NOT_SERVED:
+            error = ApiError(501, not_served_message(self._scope["method"], self._scope["path"]), retryable=False)
         self._log(error.status, error.message)
         await _send_error(self.send, error, self._route)
 
-    async def fail(self, error: ApiError) -> None:
-        """The answer to an exception nobody meant, which is logged with its traceback instead."""
+    async def fail(self, exc: Exception) -> None:
+        """An exception that escaped the app handling the request (the door catches it, once).
+
+        An upstream's error (or LiteLLM's own deliberate one) whose answer LiteLLM's error path failed
+        to send (router_plugins/errors.py, error_meant) is answered as it was meant, in the caller's
+        format: a 4xx keeps its status and logs one line like any client error; an upstream's 5xx is
+        a 502 naming it. Anything else is a bug, ours or LiteLLM's (its app raises it again after its
+        plain-text 500): logged with its traceback, and a JSON 500 unless an answer has begun."""
+        meant = error_meant(exc)
+        if meant is not None and meant.status < 500 and not self.started:
+            cause = str(exc).strip().split("\n", 1)[0][:200]
+            self._log(meant.status, f"{meant.message.strip().split(chr(10), 1)[0][:300]} (LiteLLM failed to answer it: {type(exc).__name__}: {cause})")
+            await _send_error(self.send, meant, self._route)
+            return
+        log.exception("failed on %s %r (key %s)", self._scope["method"], self._scope["path"], self.caller_name)
         self._logged = True
-        await _send_error(self.send, error, self._route)
+        if not self.started:
+            await _send_error(self.send, meant or ApiError(500, _FAILED), self._route)
 
     async def send(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":

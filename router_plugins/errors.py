@@ -59,3 +59,63 @@ class ApiError(Exception):
 
 def invalid(message: str, param: str | None = None, status: int = 400) -> ApiError:
     return ApiError(status, message, param)
+
+
+def error_meant(exc: BaseException) -> ApiError | None:
+    """The error answer an exception that escaped LiteLLM was on its way to, or None for a bug.
+
+    LiteLLM's error path can fail before it answers (on its batches routes it imports `prisma`, a
+    database client llm-router doesn't install), and the exception that escapes is that failure,
+    raised while handling the real one: an upstream's error (an OpenAI or Anthropic SDK error, a
+    LiteLLM provider exception, an httpx status error) or LiteLLM's own deliberate answer (an
+    HTTPException, a ProxyException). Its status and message are read from the first exception in
+    the chain that carries one. A 4xx is answered as it was meant, status and message; an
+    upstream's 5xx is a 502 that names it (the gateway got a failed answer); LiteLLM's own 5xx and
+    anything without a status are bugs (None: a JSON 500, logged with its traceback)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        status = _status_of(current)
+        if status is not None:
+            message, param = _message_of(current)
+            if status < 500:
+                return ApiError(status, message, param)
+            if _from_upstream(current):
+                return ApiError(502, f"The upstream failed (HTTP {status}): {message}")
+            return None
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _status_of(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if status is None:
+        status = getattr(getattr(exc, "response", None), "status_code", None)  # httpx.HTTPStatusError
+    if status is None and isinstance(getattr(exc, "code", None), str):
+        status = exc.code  # type: ignore[attr-defined]  # LiteLLM's ProxyException: a string
+    try:
+        status = int(status)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return status if 400 <= status <= 599 else None
+
+
+def _message_of(exc: BaseException) -> tuple[str, str | None]:
+    """The error's own message (the upstream's body's, where it has one) and the parameter it names."""
+    body = getattr(exc, "body", None)
+    error = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str) and error["message"]:
+        param = error.get("param")
+        return error["message"], param if isinstance(param, str) else None
+    for name in ("message", "detail"):
+        value = getattr(exc, name, None)
+        if isinstance(value, str) and value:
+            return value, None
+    return str(exc) or type(exc).__name__, None
+
+
+def _from_upstream(exc: BaseException) -> bool:
+    """An upstream's answer (provider SDKs, httpx, LiteLLM's provider exceptions), not LiteLLM's proxy's own."""
+    module = type(exc).__module__
+    return module.split(".")[0] in ("openai", "anthropic", "httpx") or (module.startswith("litellm.") and not module.startswith("litellm.proxy"))

@@ -153,3 +153,45 @@ def classify(method: str, path: str) -> Route:
     if allowed and method != "WEBSOCKET":
         return Route(Access.WRONG_METHOD, Operation.OTHER, api, allowed=tuple(sorted(allowed)))
     return Route(Access.NOT_SERVED, Operation.OTHER, api)
+
+
+SERVED_SUMMARY = ("llm-router serves chat completions, completions, embeddings, responses, messages and count_tokens, "
+                  "batches and files, the model list, health and explain; the README's 'Route policy' lists every route.")
+# The APIs LiteLLM mounts that llm-router doesn't serve, by the path's first segment (after `/v1`).
+_APIS_NOT_SERVED: dict[str, str] = {
+    **dict.fromkeys(("assistants", "threads"), "OpenAI's Assistants API (assistants, threads, their messages and runs)"),
+    "evals": "OpenAI's Evals API",
+    "images": "image generation and editing",
+    "audio": "audio (speech and transcription)",
+    "videos": "video generation",
+    **dict.fromkeys(("realtime", "live"), "realtime and live sessions"),
+    **dict.fromkeys(("vector_stores", "vector_store", "indexes", "rag", "search", "search_tools"), "vector stores, RAG and search"),
+    "fine_tuning": "fine-tuning",
+    "rerank": "rerank",
+    "moderations": "moderations",
+    "ocr": "OCR",
+    **dict.fromkeys(("containers", "skills", "agents", "a2a", "mcp", "mcp-rest", "tool", "toolset", "memory", "interactions", "workflows"),
+                    "LiteLLM's agent, tool, container and MCP APIs"),
+}
+# LiteLLM's routes that forward to a provider's own API at its default host (`/openai/{endpoint}`, ...).
+_PROVIDER_PREFIXES = frozenset({
+    "openai", "openai_passthrough", "anthropic", "azure", "azure_ai", "azure_speech", "bedrock", "cohere", "gemini", "v1beta", "mistral",
+    "vllm", "vertex_ai", "vertex-ai", "openrouter", "assemblyai", "eu.assemblyai", "watsonx", "nvidia_nim", "fal_ai", "gigachat",
+    "langfuse", "milvus", "cursor",
+})
+
+
+def not_served_message(method: str, path: str) -> str:
+    """Why llm-router answers 501 to a route it doesn't serve (Access.NOT_SERVED), and what it serves instead."""
+    segments = [s for s in path.split("/") if s]
+    first = segments[0] if segments else ""
+    api = segments[1] if first == "v1" and len(segments) > 1 else first
+    if api in _APIS_NOT_SERVED:
+        reason = f"it belongs to {_APIS_NOT_SERVED[api]}, which llm-router doesn't serve"
+    elif first in _PROVIDER_PREFIXES or (len(segments) > 1 and segments[1] == "v1"):
+        reason = (f"it is LiteLLM's pass-through to a provider's own API (/{first}/...), which reaches a host the config doesn't "
+                  "name and skips llm-router's routing and key checks")
+    else:
+        reason = ("it is one of LiteLLM's own routes that llm-router leaves off: its management and admin routes need its "
+                  "database, which llm-router runs without, and a route a LiteLLM upgrade adds stays off until llm-router lists it")
+    return f"llm-router doesn't serve {method} {path}: {reason}. {SERVED_SUMMARY}"
