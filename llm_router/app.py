@@ -35,7 +35,7 @@ from litellm.proxy.proxy_server import app as litellm_app  # noqa: E402
 from llm_router import inert_hooks, logs  # noqa: E402
 from router_config.gateway_config import default_config_path, load_config  # noqa: E402
 from router_config.litellm_settings import litellm_config  # noqa: E402
-from router_plugins import endpoints  # noqa: E402
+from router_plugins import client_dialects, endpoints  # noqa: E402
 from router_plugins.access import Caller, presented_key  # noqa: E402
 from router_plugins.auth import CALLER_STATE, LiteLLMAuth  # noqa: E402
 from router_plugins.errors import Api, ApiError, error_meant  # noqa: E402
@@ -87,8 +87,9 @@ class GatewayApp:
             answer.requested = route.model if route.model is not None else (parsed or {}).get("model")
             if caller is not None and caller.is_team and route.access is Access.INFERENCE:
                 self._gateway.access.check_request(caller, route, self._named_group(route, parsed))
-            if route.operation is Operation.COUNT_TOKENS and parsed is not None and caller is not None:
-                body = self._route_count_tokens(body, parsed, caller)
+            if parsed is not None and self._rewrite(route, parsed, caller):
+                body = json.dumps(parsed).encode()
+                scope["headers"] = [(n, v) for n, v in scope["headers"] if n != b"content-length"] + [(b"content-length", str(len(body)).encode())]
         except _BodyTooLarge:
             limit_mb = self._gateway.config.max_request_bytes / 2**20
             await answer.refuse(ApiError(413, f"Request body is larger than the {limit_mb:g} MB limit.", "request_body"))
@@ -122,12 +123,19 @@ class GatewayApp:
             return None
         return self._gateway.config.resolve(name)
 
-    def _route_count_tokens(self, body: bytes, parsed: dict[str, Any], caller: Caller) -> bytes:
-        """`auto` on count_tokens (which no LiteLLM hook sees): the model the same messages would go to."""
-        if not self._gateway.router.is_content_routed(parsed.get("model")):
-            return body
-        decision = self._gateway.router.decide(parsed, Shape.MESSAGES, self._gateway.availability_for(caller))
-        return json.dumps({**parsed, "model": decision.model}).encode()
+    def _rewrite(self, route: Route, parsed: dict[str, Any], caller: Caller | None) -> bool:
+        """Rewrite a checked body into what every backend takes; whether anything changed.
+
+        - Messages system turns from real clients go into `system` (router_plugins/client_dialects.py).
+        - `auto` on count_tokens (which no LiteLLM hook sees) becomes the model the same messages would go to.
+        """
+        if route.operation not in (Operation.MESSAGES, Operation.COUNT_TOKENS):
+            return False
+        changed = client_dialects.fold_system_turns(parsed)
+        if route.operation is Operation.COUNT_TOKENS and caller is not None and self._gateway.router.is_content_routed(parsed.get("model")):
+            parsed["model"] = self._gateway.router.decide(parsed, Shape.MESSAGES, self._gateway.availability_for(caller)).model
+            changed = True
+        return changed
 
     async def _websocket(self, scope: Scope, receive: Any, send: Any) -> None:
         # The realtime routes are LiteLLM's; no team route is a websocket.

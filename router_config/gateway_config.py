@@ -193,6 +193,11 @@ class Deployment:
     def is_local(self) -> bool:
         return self.launch_spec is not None
 
+    @property
+    def window(self) -> int | None:
+        """The context window, input and output together, where the gateway knows it: a local server's max_model_len."""
+        return self.launch_spec.max_model_len if self.launch_spec is not None else None
+
     def missing_key(self) -> str | None:
         """The environment variable that must be set for this deployment to work, if unset."""
         if self.key_env and not os.environ.get(self.key_env):

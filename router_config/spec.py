@@ -107,7 +107,7 @@ class LaunchSpec(BaseModel):
     requests go to a group whose provider fetches them, or get a 400 asking for inline data."""
 
     command: tuple[str, ...] | None = None
-    """command: required. argv list with {host}, {port} and {model} placeholders; never run through a shell."""
+    """command: required. argv list with {host}, {port}, {model} and {max_model_len} placeholders; never run through a shell."""
 
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment variables for the server (default none)."""
@@ -165,7 +165,8 @@ class LaunchSpec(BaseModel):
         """The exact command line, as a list (never a shell string)."""
         if self.engine == "command":
             assert self.command
-            values = {"host": self.host, "port": str(self.port), "model": self.model or self.served_model_name}
+            values = {"host": self.host, "port": str(self.port), "model": self.model or self.served_model_name,
+                      "max_model_len": str(self.max_model_len or "")}
             return [self.executable(), *(arg.format_map(values) for arg in self.command[1:])]
         path = self.model_path()
         args = [self.executable(), "serve", str(path) if path else str(self.model),

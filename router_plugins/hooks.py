@@ -6,12 +6,15 @@
   one clear 503 at once, marked not worth retrying.
 - `async_pre_call_deployment_hook` (every attempt, fallback hops and every route included): the
   key's allowlist for this deployment; a hop that can't serve fails over without an HTTP call
-  and without a retry; make sure a local deployment's server is running (asking the machine's
+  and without a retry (a local model whose window can't hold the input among them); lower the
+  output the request reserves to what that window leaves; make sure a local deployment's server is running (asking the machine's
   owner, which leases it to this request).
 - failure/success events: release the lease, remember why each attempt failed, have the owner
   check a local server that failed a request.
 - `async_post_call_failure_hook`: one clear 502/503 (or 403) naming every backend tried.
-- `async_post_call_response_headers_hook`: x-llm-router-model / x-llm-router-reason.
+- `async_post_call_response_headers_hook`: x-llm-router-model / x-llm-router-reason, and
+  x-llm-router-max-tokens where the request's reserved output was lowered to fit a local model's
+  window (router_plugins/output_budget.py) rather than refused by it.
 
 What we learn about a request (the decision, each attempt) is kept in the gateway's request
 ledger by LiteLLM's call id, never in the request: on the Responses and Messages routes LiteLLM
@@ -32,7 +35,7 @@ from litellm.proxy._types import ProxyException, UserAPIKeyAuth
 
 from launchers.server import ServerUnavailable
 from router_config.gateway_config import Deployment
-from router_plugins import metrics
+from router_plugins import metrics, output_budget
 from router_plugins.access import FORBIDDEN
 from router_plugins.auth import LiteLLMAuth
 from router_plugins.errors import ApiError
@@ -50,6 +53,8 @@ _EXPLICIT_ONLY_CALL_TYPES = frozenset({"text_completion", "atext_completion", "e
 # Upstream failures the router may fall back from; anything else (a 4xx the client caused)
 # keeps its own status and message.
 _BACKEND_FAILURE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+OUTPUT_BUDGET_HEADER = "x-llm-router-max-tokens"
+"""On an answer whose reserved output was lowered to fit the serving model's window: the output it got."""
 
 
 class BackendUnavailable(Exception):
@@ -121,6 +126,9 @@ class RouterHooks(CustomLogger):
         if failed_on is not None and failed_on != deployment.group:
             metrics.fallback_hop(failed_on, deployment.group)
         why = self._why_not(deployment, kwargs, _shape_of(call_type), request_id)
+        budget = output_budget.fit(kwargs, deployment.window, deployment.litellm_model) if why is None else None
+        if budget is not None and not budget.fits:
+            why = budget.why_not()
         if why is None and deployment.launch_spec is not None:
             try:
                 await self._ensure_local(kwargs, call_type, deployment, request_id)
@@ -131,6 +139,9 @@ class RouterHooks(CustomLogger):
         if why is not None:
             gw.requests.attempted(request_id, Attempt(deployment.group, why, unavailable=True))
             raise BackendUnavailable(why)
+        if budget is not None and budget.lowered:
+            output_budget.lower(kwargs, budget)
+            gw.requests.lowered_output(request_id, budget)
         return kwargs
 
     def _why_not(self, deployment: Deployment, kwargs: dict, shape: Shape, request_id: str) -> str | None:
@@ -210,10 +221,13 @@ class RouterHooks(CustomLogger):
     async def async_post_call_response_headers_hook(
         self, data: dict, user_api_key_dict: Any, response: Any, request_headers: dict | None = None, litellm_call_info: dict | None = None
     ) -> dict[str, str] | None:
-        decision = self._gateway.requests.decision(_request_id(data))
-        if decision is None:
-            return None
-        return {"x-llm-router-model": _header_value(decision.model), "x-llm-router-reason": decision.reason}
+        record = self._gateway.requests.record(_request_id(data))
+        headers = {}
+        if record.decision is not None:
+            headers = {"x-llm-router-model": _header_value(record.decision.model), "x-llm-router-reason": record.decision.reason}
+        if record.output_budget is not None:
+            headers[OUTPUT_BUDGET_HEADER] = str(record.output_budget.granted)
+        return headers or None
 
 
 def _litellm_key(kwargs: dict) -> UserAPIKeyAuth | None:

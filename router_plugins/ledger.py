@@ -13,6 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from router_plugins.errors import ApiError
+from router_plugins.output_budget import OutputBudget
 
 _MEMORY = 10_000
 
@@ -37,6 +38,8 @@ class RequestRecord:
     attempts: list[Attempt] = field(default_factory=list)
     answer: ApiError | None = None
     """The error the failure hook made of this request's failure, until the door has sent it."""
+    output_budget: OutputBudget | None = None
+    """The output budget of the attempt that lowered the request's reserved output, if one did."""
 
 
 class RequestLedger:
@@ -53,6 +56,15 @@ class RequestLedger:
         with self._lock:
             record = self._records.get(call_id)
             return record.decision if record else None
+
+    def record(self, call_id: str) -> RequestRecord:
+        """What is known of the request so far (an empty record for one never seen)."""
+        with self._lock:
+            return self._records.get(call_id) or RequestRecord()
+
+    def lowered_output(self, call_id: str, budget: OutputBudget) -> None:
+        with self._lock:
+            self._record(call_id).output_budget = budget
 
     def attempted(self, call_id: str, attempt: Attempt) -> None:
         with self._lock:

@@ -39,7 +39,7 @@ _CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "fu
 _CHAT_PARTS = frozenset({"text", "image_url", "input_audio", "file", "refusal", "input_text", "input_image"})
 _RESPONSES_ROLES = frozenset({"user", "assistant", "system", "developer"})
 _RESPONSES_PARTS = frozenset({"input_text", "input_image", "input_file", "input_audio", "output_text", "refusal", "text"})
-_MESSAGES_ROLES = frozenset({"user", "assistant"})
+_MESSAGES_ROLES = frozenset({"user", "assistant", "system"})
 _ANTHROPIC_BLOCKS = frozenset({"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking",
                                "server_tool_use", "web_search_tool_result", "search_result", "container_upload"})
 _LOCAL_HOSTNAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback", "metadata.google.internal", "metadata"})
@@ -347,21 +347,29 @@ def _check_messages(body: dict[str, Any]) -> None:
 
 
 def _check_anthropic_conversation(body: dict[str, Any]) -> None:
-    system = body.get("system")
-    if system is not None and not isinstance(system, str):
-        for i, block in enumerate(_list(system, "system", non_empty=False)):
-            if _kind(block, f"system[{i}]", frozenset({"text"})) == "text":
-                _string(block.get("text"), f"system[{i}].text")
+    _check_system_prompt(body.get("system"), "system")
     for i, message in enumerate(_list(body.get("messages"), "messages")):
         where = f"messages[{i}]"
         message = _object(message, where)
-        _role(message, where, _MESSAGES_ROLES)
+        if _role(message, where, _MESSAGES_ROLES) == "system":
+            # Real clients' system turns (router_plugins/client_dialects.py): folded into `system` at the door.
+            _check_system_prompt(message.get("content"), f"{where}.content", required=True)
+            continue
         content = message.get("content")
         if isinstance(content, str):
             continue
         for j, block in enumerate(_list(content, f"{where}.content")):
             _check_anthropic_block(block, f"{where}.content[{j}]", 0)
     _tools(body, _named_tool)
+
+
+def _check_system_prompt(system: Any, where: str, required: bool = False) -> None:
+    """A Messages system prompt: a string, or a list of text blocks."""
+    if (system is None and not required) or isinstance(system, str):
+        return
+    for i, block in enumerate(_list(system, where, non_empty=False)):
+        _kind(block, f"{where}[{i}]", frozenset({"text"}))
+        _string(block.get("text"), f"{where}[{i}].text")
 
 
 def _check_anthropic_block(block: Any, where: str, depth: int) -> None:

@@ -3,12 +3,14 @@
     python tests/fakes/model_server.py --port 8100 --served-model-name local-small \
         [--host 127.0.0.1] [--start-delay S] [--crash-on-start] [--die-after-requests N]
         [--ignore-sigterm] [--spawn-child] [--response-delay S] [--pid-file PATH] [--record-requests PATH]
+        [--max-model-len N]
 
 Like vLLM it binds its port only once "ready", exits 0 on SIGTERM and answers
 /health, /v1/models, /v1/chat/completions, /v1/completions and /v1/responses.
 With --record-requests it appends every POST it receives to PATH, one JSON line each
 ({"path", "headers", "body"}, the fake cloud's RecordedRequest fields), so a test can read
-what a gateway sent to a local model.
+what a gateway sent to a local model. With --max-model-len it refuses, as vLLM does, a request whose
+input (counted crudely, words and JSON punctuation) plus the output it reserves exceeds N tokens.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class ModelServer(handler.FakeHTTPServer):
         self.response_delay: float = args.response_delay
         self.die_after: int | None = args.die_after_requests
         self.record_to: Path | None = args.record_requests
+        self.max_model_len: int | None = args.max_model_len
         self._answered = 0
         self._count_lock = threading.Lock()
         self._record_lock = threading.Lock()
@@ -112,6 +115,10 @@ class _ModelHandler(handler.FakeHandler):
             self.send_json(200, wire.openai_text_completion(model, text, wire.count_tokens(prompt_text)))
             return
 
+        too_long = self._over_window(body)
+        if too_long:
+            self.send_json(400, self._error(400, too_long))
+            return
         if self.server.response_delay:
             time.sleep(self.server.response_delay)
         said = handler.responses_text(body) if route == "/v1/responses" else handler.chat_text(body)
@@ -122,6 +129,19 @@ class _ModelHandler(handler.FakeHandler):
         else:
             self.send_openai_chat(model, text, body)
         self.server.chat_answered()
+
+    def _over_window(self, body: dict[str, Any]) -> str | None:
+        """vLLM's refusal of a request whose input plus reserved output exceeds the window; None if it fits."""
+        window = self.server.max_model_len
+        reserved = next((body[f] for f in ("max_tokens", "max_completion_tokens", "max_output_tokens") if isinstance(body.get(f), int)), None)
+        if window is None or reserved is None:
+            return None
+        prompt = {f: body.get(f) for f in ("messages", "input", "instructions", "tools") if body.get(f) is not None}
+        used = wire.count_tokens(json.dumps(prompt).replace('"', " ").replace(",", " "))
+        if used + reserved <= window:
+            return None
+        return (f"'max_tokens' or 'max_completion_tokens' is too large: {reserved}. This model's maximum context length is "
+                f"{window} tokens and your request has {used} input tokens ({reserved} > {window} - {used}).")
 
     @staticmethod
     def _error(status: int, message: str) -> dict[str, Any]:
@@ -152,6 +172,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--response-delay", type=float, default=0.0, help="seconds to wait in each chat request")
     parser.add_argument("--pid-file", type=Path, default=None)
     parser.add_argument("--record-requests", type=Path, default=None, help="append each POST received to this file as a JSON line")
+    parser.add_argument("--max-model-len", type=int, default=None, help="refuse input + max_tokens beyond N tokens, as vLLM does")
     return parser.parse_args(argv)
 
 

@@ -105,3 +105,38 @@ def set_spec(config: Path, name: str, *, flags: tuple[str, ...] = (), **keys: ob
     for key, value in keys.items():
         text = "\n".join(line for line in text.splitlines() if not line.startswith(f"{key}:")) + f"\n{key}: {value}\n"
     path.write_text(text)
+
+
+CLIENTS_TEAM_KEY = "sk-llmr-clients-team-0001"
+"""A team key for the real-client tests: every group, as a team's own key would be."""
+
+
+def clients_config(tmp: Path, cloud_url: str) -> Path:
+    """What a team runs: OpenAI and Anthropic on the fake cloud, and a small local model (the fake server
+    with vLLM's window check: 2,048 tokens for input and output together) that calls tools."""
+    from router_plugins.keys import hash_key
+
+    port = free_port()
+    (tmp / "models").mkdir(exist_ok=True)
+    (tmp / "models" / "local-text.yaml").write_text(fake_server_spec(
+        port, "fake-text", "--max-model-len", "{max_model_len}", "--record-requests", str(tmp / "local-text.requests.jsonl"),
+        max_model_len=2048, startup_timeout_s=30, idle_ttl_s=0))
+    (tmp / "keys.yaml").write_text(f"keys: [{{name: team-clients, team: t, sha256: {hash_key(CLIENTS_TEAM_KEY)}, "
+                                   "models: [local-text, claude-sonnet, gpt-4o], rpm: 10000}]\n")
+    path = tmp / "litellm_config.yaml"
+    path.write_text(dedent(f"""
+        model_list:
+          - model_name: gpt-4o
+            litellm_params: {{model: openai/gpt-4o, api_base: "{cloud_url}/v1", api_key: os.environ/OPENAI_API_KEY}}
+          - model_name: claude-sonnet
+            litellm_params: {{model: anthropic/claude-sonnet-4-5, api_base: "{cloud_url}", api_key: os.environ/ANTHROPIC_API_KEY}}
+          - model_name: local-text
+            litellm_params: {{model: hosted_vllm/fake-text, api_base: "http://127.0.0.1:{port}/v1", api_key: none}}
+            model_info: {{launcher: models/local-text.yaml, max_input_tokens: 1536, supports_function_calling: true}}
+        router_settings:
+          num_retries: 0
+          fallbacks: [{{local-text: [claude-sonnet]}}]
+        routing: {{vision: [gpt-4o], complex: [claude-sonnet, gpt-4o], default: [local-text]}}
+        llm_router: {{state_dir: run, log_dir: logs, keys_file: keys.yaml}}
+    """))
+    return path
