@@ -94,7 +94,8 @@ def build_app(gateway: Gateway) -> FastAPI:
         body = parse_body(raw, _CHECKED_AS[shape])
         assert body is not None
         decision = gateway.router.decide(body, shape, gateway.availability_for(_caller(request)))
-        return JSONResponse({**decision.as_json(), "api": shape.value})
+        budget = gateway.router.output_budget(decision.model, body)
+        return JSONResponse({**decision.as_json(), "api": shape.value, "output_budget": budget.as_json() if budget else None})
 
     @app.get("/v1/router/status")
     async def status() -> Response:

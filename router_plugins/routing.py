@@ -12,10 +12,12 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from router_config.gateway_config import TRIGGER_DEFAULT, GatewayConfig
+from router_plugins import output_budget
 from router_plugins.access import FORBIDDEN
 from router_plugins.capabilities import group_capabilities
 from router_plugins.conversation import Conversation, Shape, offers_tools, read
 from router_plugins.errors import ApiError
+from router_plugins.output_budget import OutputBudget
 from router_plugins.signals import SignalReader, Signals
 
 Reason = Literal["explicit", "vision", "context", "complex", "default"]
@@ -103,6 +105,11 @@ class ContentRouter:
         reason = self.reason(signals, window)
         group, skipped = self._pick(reason, self._for_request(conversation, availability))
         return RoutingDecision(group, reason, signals, self._config.fallback_chain(group), skipped)
+
+    def output_budget(self, group: str, body: dict[str, Any]) -> OutputBudget | None:
+        """The output the request would get from `group`'s first deployment (the deployment hook fits each attempt)."""
+        deployments = self._config.deployments_of(group)
+        return output_budget.fit(body, deployments[0].window, deployments[0].litellm_model) if deployments else None
 
     def window(self, availability: Availability) -> int | None:
         """The context window that matters: the one of the default group that would actually serve."""

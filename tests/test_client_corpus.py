@@ -20,6 +20,7 @@ from router_plugins.routes import classify
 from router_plugins.validation import parse_body
 from tests.clients.record import CORPUS_DIR
 from tests.fakes.cloud import FakeCloud
+from tests.support.answers import errors_in, is_complete
 from tests.support.configs import CLIENTS_TEAM_KEY, clients_config
 from tests.support.gateway import Gateway
 
@@ -30,31 +31,6 @@ EXPLICIT = {"/v1/messages": "claude-sonnet", "/v1/chat/completions": "gpt-4o", "
 
 def _call(client: str, index: int) -> dict:
     return CORPUS[client][index]
-
-
-def _complete(answer: str) -> bool:
-    """Whether an answer is whole: a JSON body with the model's output, or a stream that reached its last event."""
-    if any(end in answer for end in ("data: [DONE]", "event: message_stop", "event: response.completed")):
-        return True
-    try:
-        body = json.loads(answer)
-    except ValueError:
-        return False
-    return isinstance(body, dict) and bool(body.get("choices") or body.get("content") or body.get("output"))
-
-
-def _errors_in(answer: str) -> list:
-    """The error objects in an answer, a JSON body or a stream of SSE events (OpenAI's or Anthropic's)."""
-    payloads = [line.removeprefix("data:").strip() for line in answer.splitlines() if line.startswith("data:")] or [answer]
-    found = []
-    for payload in payloads:
-        try:
-            event = json.loads(payload)
-        except ValueError:
-            continue  # "[DONE]"
-        if isinstance(event, dict) and (event.get("error") or event.get("type") in ("error", "response.failed")):
-            found.append(event)
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +83,7 @@ def test_every_recorded_request_is_answered_through_the_gateway(gateway, client,
     with httpx.stream(call["method"], gateway.url + call["path"], headers=headers, content=json.dumps(body), timeout=120) as response:
         text = response.read().decode()
     assert response.status_code == 200, text[:2000]
-    assert _complete(text), text[:2000]
-    assert not _errors_in(text), text[:2000]
+    assert is_complete(text), text[:2000]
+    assert not errors_in(text), text[:2000]
     if model == "explicit":
         assert response.headers["x-llm-router-model"] == body["model"]
