@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anthropic
 import pytest
 
 from tests.support.configs import shipped_config_copy
@@ -67,10 +68,15 @@ general_settings: {{custom_auth: router_plugins.auth.authenticate}}
     assert "did not stop within" not in (tmp_path / "logs" / "router.log").read_text()  # stopped by SIGTERM alone
 
 
-def test_on_a_bare_machine_auto_is_answered_by_smollm2_on_the_cpu(tmp_path):
+@pytest.fixture(scope="module")
+def smollm2_prepared() -> None:
+    """The checkout's SmolLM2 weights and vLLM's CPU build, prepared as `llm-router prepare` does on a bare machine."""
     prepared = subprocess.run([sys.executable, "-m", "llm_router.cli", "prepare", "smollm2-135m-cpu", "--config", str(REPO / "litellm_config.yaml")],
                               capture_output=True, text=True, timeout=900)
     assert prepared.returncode == 0, prepared.stderr[-3000:]
+
+
+def test_on_a_bare_machine_auto_is_answered_by_smollm2_on_the_cpu(tmp_path, smollm2_prepared):
     config = shipped_config_copy(tmp_path, link_cpu_weights=True)
     with Gateway(config) as gw:  # no API keys, no GPU
         explain = gw.post("/v1/router/explain", {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}).json()
@@ -82,3 +88,15 @@ def test_on_a_bare_machine_auto_is_answered_by_smollm2_on_the_cpu(tmp_path):
         assert "Paris" in raw.parse().choices[0].message.content
         assert gw.get("/v1/health").json()["backends"]["smollm2-135m-cpu"]["state"] == "ready"
     assert not processes_matching(str(REPO / "models" / "smollm2-135m-cpu"))
+
+
+def test_an_anthropic_client_with_a_coding_agents_max_tokens_gets_smollm2s_answer_through_auto(tmp_path, smollm2_prepared):
+    """Claude Code and its kind send max_tokens: 32,000; SmolLM2's window is 2,048 tokens for input and output together."""
+    config = shipped_config_copy(tmp_path, link_cpu_weights=True)
+    with Gateway(config) as gw:  # no API keys, no GPU: auto's default is SmolLM2
+        client = anthropic.Anthropic(base_url=gw.url, api_key="unused", max_retries=0, timeout=300)
+        raw = client.messages.with_raw_response.create(model="auto", max_tokens=32000, temperature=0,
+                                                       messages=[{"role": "user", "content": "What is the capital of France?"}])
+        assert raw.headers["x-llm-router-model"] == "smollm2-135m-cpu"
+        assert 0 < int(raw.headers["x-llm-router-max-tokens"]) < 2048
+        assert "Paris" in raw.parse().content[0].text
