@@ -26,6 +26,17 @@ class RuntimePaths:
         return self.state_dir / "owner.lock"
 
     @property
+    def config_lock(self) -> Path:
+        """Every llm-router process using this state folder holds a shared lock on this file, which
+        names the config they serve: one config per state folder (launchers/owner.py, StateFolderClaim)."""
+        return self.state_dir / "config.lock"
+
+    @property
+    def claim_lock(self) -> Path:
+        """Held for the instant a process claims the state folder, so that two claims never interleave."""
+        return self.state_dir / "claim.lock"
+
+    @property
     def owner_socket(self) -> Path:
         """The owner's unix socket. Under the temp folder: a socket path must stay under 108 bytes,
         and a state folder can be deep."""

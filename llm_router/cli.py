@@ -87,6 +87,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("llm-router: --workers must be at least 1", file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    with _state_folder(config):  # before anything is written there or started
+        return _run_gateway(config, args, bool(master))
+
+
+def _run_gateway(config: GatewayConfig, args: argparse.Namespace, has_master_key: bool) -> int:
     # LiteLLM reads its part from a copy with our plugins always registered; our workers read the admin's file.
     os.environ[environment.CONFIG_ENV] = str(config.path)
     os.environ["CONFIG_FILE_PATH"] = str(write_litellm_config(config, config.resolve_path(config.settings.state_dir) / LITELLM_CONFIG_NAME))
@@ -107,7 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
     # One owner of the machine's model servers, in this process, whatever the number of workers;
     # it logs to the same places as the workers.
     logs.configure(_runtime_paths(config).log_dir, config.secrets)
-    for line in _settings_summary(config, bool(master), args.workers):
+    for line in _settings_summary(config, has_master_key, args.workers):
         logging.getLogger("llm_router").info("llm-router: %s", line)
     owner = OwnerThread(lambda: _launcher(config, servers_outlive_us=False), _runtime_paths(config), _Reloader(config))
     owner.start()
@@ -184,7 +189,8 @@ def _reload(args: argparse.Namespace) -> int:
             await client.close()
 
     try:
-        done = asyncio.run(ask())
+        with _state_folder(config):  # another config's gateway would reload its own file
+            done = asyncio.run(ask())
     except ServerUnavailable as exc:
         print(f"llm-router: {exc.why}", file=sys.stderr)
         return 1
@@ -321,6 +327,19 @@ def _runtime_paths(config: GatewayConfig):  # type: ignore[no-untyped-def]
     return RuntimePaths(config.resolve_path(s.state_dir), config.resolve_path(s.log_dir))
 
 
+def _state_folder(config: GatewayConfig):  # type: ignore[no-untyped-def]
+    """This command's claim on its state folder (launchers/owner.py, StateFolderClaim). A folder that a
+    live llm-router uses for another config ends the command here, exit status 2, with one line
+    naming the folder, that config and the fix."""
+    from launchers.owner import StateFolderClaim, StateFolderInUse
+
+    try:
+        return StateFolderClaim(_runtime_paths(config), config.path)
+    except StateFolderInUse as exc:
+        print(f"llm-router: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG_ERROR) from None
+
+
 def _launcher(config: GatewayConfig, servers_outlive_us: bool):  # type: ignore[no-untyped-def]
     from launchers.manager import Launcher
 
@@ -336,7 +355,8 @@ def _with_owner(config: GatewayConfig, action):  # type: ignore[no-untyped-def]
         async with machine_owner(lambda: _launcher(config, servers_outlive_us=True), _runtime_paths(config), list(config.local_specs())) as client:
             return await action(client)
 
-    return asyncio.run(run())
+    with _state_folder(config):
+        return asyncio.run(run())
 
 
 def _server_names(config: GatewayConfig, model: str | None, every: bool) -> list[str]:
