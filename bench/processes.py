@@ -9,6 +9,7 @@ finds and kills anything still carrying this run's marker, then reports what it 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -54,6 +55,15 @@ class Managed:
 
     def alive(self) -> bool:
         return self.popen.poll() is None
+
+    def state(self) -> str:
+        """Running, or how it ended: what a failure report needs when the process stops answering."""
+        code = self.popen.poll()
+        if code is None:
+            return f"{self.name} (pid {self.pid}) is still running"
+        if code < 0:
+            return f"{self.name} (pid {self.pid}) was killed by {signal.Signals(-code).name}"
+        return f"{self.name} (pid {self.pid}) exited with {code}"
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
@@ -246,12 +256,21 @@ class RouterGateway(Server):
         return {"authorization": f"Bearer {self.master_key}"}
 
     def server_state(self, group: str) -> str:
-        servers = httpx.get(f"{self.url}/v1/router/servers", headers=self.admin_headers, timeout=30).json()["servers"]
+        servers = self._admin("GET", "/v1/router/servers", 30).json()["servers"]
         return next(s["state"] for s in servers if s["name"] == group)
 
     def stop_server(self, group: str) -> None:
-        response = httpx.post(f"{self.url}/v1/router/servers/{group}/stop", headers=self.admin_headers, timeout=60)
-        response.raise_for_status()
+        self._admin("POST", f"/v1/router/servers/{group}/stop", 60).raise_for_status()
+
+    def _admin(self, method: str, path: str, timeout: float) -> httpx.Response:
+        try:
+            return httpx.request(method, f"{self.url}{path}", headers=self.admin_headers, timeout=timeout)
+        except httpx.TransportError as exc:
+            # The run's folder is gone with a CI machine: the report must carry the evidence.
+            router_log = self.config.parent / "logs" / "router.log"
+            tail = router_log.read_text(errors="replace")[-2000:] if router_log.exists() else "(none)"
+            raise RuntimeError(f"{method} {path}: {type(exc).__name__}: {exc}; {self.process.state()}\n"
+                               f"--- its output:\n{self.process.log_tail(2000)}\n--- {router_log}:\n{tail}") from exc
 
 
 def start_upstream(sup: Supervisor, argv: list[str], port: int) -> Server:

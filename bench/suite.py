@@ -266,11 +266,17 @@ def _check_upstream_keepalive(direct: RequestPath, limit_ms: float = 20.0) -> No
     A server that writes headers and body in two sends without TCP_NODELAY makes a keep-alive
     client wait for its own delayed ACK, ~40 ms per request (tests/fakes had this until they
     set disable_nagle_algorithm): every gateway figure would then be mostly that stall.
+
+    The stall is in every request on a reused connection, so even the fastest of them shows it;
+    a busy machine (the test suite's other worker) only slows some, so the fastest stays quick.
+    A median would mistake a loaded machine for the stall: on 2 cores it reached 20 ms. The
+    first request opens the connection (no stall yet) and is not timed.
     """
     with httpx.Client(timeout=30) as client:
-        times = sorted(latency.timed_request(client, direct) for _ in range(9))
-    if times[4] * 1000 > limit_ms:
-        raise RuntimeError(f"the fake upstream answers reused connections in {times[4] * 1000:.0f} ms (median of 9), "
+        latency.timed_request(client, direct)
+        fastest = min(latency.timed_request(client, direct) for _ in range(8))
+    if fastest * 1000 > limit_ms:
+        raise RuntimeError(f"the fake upstream answers reused connections in {fastest * 1000:.0f} ms at best (fastest of 8), "
                            f"over {limit_ms:g} ms: Nagle's algorithm on its sockets? (FakeHandler.disable_nagle_algorithm)")
 
 

@@ -18,7 +18,7 @@ SECTIONS = ("date", "machine", "versions", "latency", "throughput", "routing_cos
 def test_bench_smoke_writes_every_section(tmp_path):
     done = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--output", str(tmp_path)],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-12000:]
     (report,) = tmp_path.glob("*.json")
     data = json.loads(report.read_text())
     assert all(section in data for section in SECTIONS), sorted(data)
