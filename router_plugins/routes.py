@@ -7,7 +7,9 @@ need its database, its provider pass-through and provider-default routes (images
 videos, vector stores, realtime, `/openai/...`, `/anthropic/...`) reach hosts the config doesn't
 name, and whatever a LiteLLM upgrade adds stays off until it is listed here. Ids match `[^/]+`
 even where LiteLLM's own template takes a whole sub-path, so a template here never matches a path
-that LiteLLM would hand to a route not listed.
+that LiteLLM would hand to a route not listed. A route not served is refused with its own reason
+(not_served_message: an API llm-router doesn't serve, a provider pass-through, or LiteLLM's own
+management routes) and a list of what llm-router serves.
 """
 
 from __future__ import annotations
@@ -161,15 +163,15 @@ SERVED_SUMMARY = ("llm-router serves chat completions, completions, embeddings, 
 _APIS_NOT_SERVED: dict[str, str] = {
     **dict.fromkeys(("assistants", "threads"), "OpenAI's Assistants API (assistants, threads, their messages and runs)"),
     "evals": "OpenAI's Evals API",
-    "images": "image generation and editing",
-    "audio": "audio (speech and transcription)",
-    "videos": "video generation",
-    **dict.fromkeys(("realtime", "live"), "realtime and live sessions"),
-    **dict.fromkeys(("vector_stores", "vector_store", "indexes", "rag", "search", "search_tools"), "vector stores, RAG and search"),
-    "fine_tuning": "fine-tuning",
-    "rerank": "rerank",
-    "moderations": "moderations",
-    "ocr": "OCR",
+    "images": "the Images API (image generation and editing)",
+    "audio": "the Audio API (speech and transcription)",
+    "videos": "the Videos API",
+    **dict.fromkeys(("realtime", "live"), "the Realtime API (realtime and live sessions)"),
+    **dict.fromkeys(("vector_stores", "vector_store", "indexes", "rag", "search", "search_tools"), "the vector store, RAG and search APIs"),
+    "fine_tuning": "the fine-tuning API",
+    "rerank": "the rerank API",
+    "moderations": "the moderations API",
+    "ocr": "the OCR API",
     **dict.fromkeys(("containers", "skills", "agents", "a2a", "mcp", "mcp-rest", "tool", "toolset", "memory", "interactions", "workflows"),
                     "LiteLLM's agent, tool, container and MCP APIs"),
 }
@@ -177,21 +179,34 @@ _APIS_NOT_SERVED: dict[str, str] = {
 _PROVIDER_PREFIXES = frozenset({
     "openai", "openai_passthrough", "anthropic", "azure", "azure_ai", "azure_speech", "bedrock", "cohere", "gemini", "v1beta", "mistral",
     "vllm", "vertex_ai", "vertex-ai", "openrouter", "assemblyai", "eu.assemblyai", "watsonx", "nvidia_nim", "fal_ai", "gigachat",
-    "langfuse", "milvus", "cursor",
+    "langfuse", "milvus", "cursor", "tinyfish", "typesafe", "comprehendmedical", "transcribe",
 })
 
 
 def not_served_message(method: str, path: str) -> str:
     """Why llm-router answers 501 to a route it doesn't serve (Access.NOT_SERVED), and what it serves instead."""
-    segments = [s for s in path.split("/") if s]
+    return f"llm-router doesn't serve {method} {path}: {_not_served_reason(method, [s for s in path.split('/') if s])}. {SERVED_SUMMARY}"
+
+
+def _not_served_reason(method: str, segments: list[str]) -> str:
     first = segments[0] if segments else ""
-    api = segments[1] if first == "v1" and len(segments) > 1 else first
-    if api in _APIS_NOT_SERVED:
-        reason = f"it belongs to {_APIS_NOT_SERVED[api]}, which llm-router doesn't serve"
-    elif first in _PROVIDER_PREFIXES or (len(segments) > 1 and segments[1] == "v1"):
-        reason = (f"it is LiteLLM's pass-through to a provider's own API (/{first}/...), which reaches a host the config doesn't "
-                  "name and skips llm-router's routing and key checks")
-    else:
-        reason = ("it is one of LiteLLM's own routes that llm-router leaves off: its management and admin routes need its "
-                  "database, which llm-router runs without, and a route a LiteLLM upgrade adds stays off until llm-router lists it")
-    return f"llm-router doesn't serve {method} {path}: {reason}. {SERVED_SUMMARY}"
+    api = segments[1:] if first in ("v1", "v2") else segments
+    if api[:2] == ["messages", "batches"]:
+        return "it is part of Anthropic's Message Batches API, which llm-router doesn't serve"
+    if api and api[0] in _APIS_NOT_SERVED:
+        return f"it is part of {_APIS_NOT_SERVED[api[0]]}, which llm-router doesn't serve"
+    # LiteLLM's per-provider routes: `/{provider}/v1/batches`, `/openai/v1/responses`, `/openai/{endpoint}` ...
+    if first in _PROVIDER_PREFIXES or segments[1:3] in (["v1", "batches"], ["v1", "files"]):
+        remainder = "/" + "/".join(segments[1:])
+        served = classify(method, remainder)
+        if served.access in (Access.INFERENCE, Access.TEAM):
+            return f"llm-router serves it at {remainder}, not under /{first}/"
+        named = next((s for s in segments[1:] if s in _APIS_NOT_SERVED), None)
+        if named is not None:
+            return f"it is part of {_APIS_NOT_SERVED[named]}, which llm-router doesn't serve"
+        also = f"; llm-router serves {remainder} with {', '.join(served.allowed)}" if served.access is Access.WRONG_METHOD else ""
+        return (f"it is LiteLLM's pass-through to a provider's own API (/{first}/...), which reaches a host the config doesn't "
+                f"name and skips llm-router's routing and key checks{also}")
+    return ("it is one of LiteLLM's own management, admin, UI or login routes, which llm-router leaves off (most need LiteLLM's "
+            "database, which llm-router runs without); every LiteLLM route llm-router doesn't list, one a LiteLLM upgrade adds "
+            "included, stays off")

@@ -184,3 +184,47 @@ def test_the_master_key_reaches_every_route_llm_router_serves_and_the_rest_answe
             wrong.append(f"{method} {route.template}: {response.status_code} {response.text[:80]}")
     assert not wrong, f"{len(wrong)} routes: {wrong[:30]}"
     assert len(cloud.requests) == before  # empty bodies: every inference request was refused at the door
+
+
+def _not_served(gw: Gateway, method: str, path: str) -> str:
+    response = _CLIENT.request(method, gw.url + path, json={} if method in ("POST", "PUT") else None, headers={"authorization": f"Bearer {MASTER}"})
+    assert response.status_code == 501, (method, path, response.status_code, response.text[:200])
+    assert response.headers.get("x-should-retry") == "false"
+    message = _error_message(response, path)
+    assert message.startswith(f"llm-router doesn't serve {method} {path}: ")
+    # It names what llm-router does serve.
+    assert "llm-router serves chat completions, completions, embeddings, responses, messages" in message, message
+    return message
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/threads/x1"), ("POST", "/v1/threads/x1/runs"), ("POST", "/v1/assistants"),
+                                              ("POST", "/threads")])
+def test_an_assistants_or_threads_route_answers_that_llm_router_does_not_serve_the_assistants_api(setup, method, path):
+    message = _not_served(setup[0], method, path)
+    assert "OpenAI's Assistants API" in message and "database" not in message, message
+
+
+def test_an_evals_route_answers_that_llm_router_does_not_serve_the_evals_api(setup):
+    message = _not_served(setup[0], "POST", "/v1/evals")
+    assert "OpenAI's Evals API" in message and "database" not in message, message
+
+
+def test_put_on_openai_v1_responses_answers_that_it_is_a_provider_pass_through_and_where_responses_are_served(setup):
+    message = _not_served(setup[0], "PUT", "/openai/v1/responses")
+    assert "pass-through to a provider's own API" in message and "/v1/responses with POST" in message, message
+    assert "database" not in message
+
+
+def test_a_served_api_under_a_provider_prefix_answers_where_llm_router_serves_it(setup):
+    message = _not_served(setup[0], "POST", "/openai/v1/responses")
+    assert "llm-router serves it at /v1/responses" in message, message
+
+
+def test_anthropics_message_batches_route_answers_in_anthropics_format_that_it_is_not_served(setup):
+    message = _not_served(setup[0], "POST", "/v1/messages/batches")
+    assert "Anthropic's Message Batches API" in message, message
+
+
+def test_a_litellm_management_route_answers_that_it_needs_litellms_database(setup):
+    message = _not_served(setup[0], "POST", "/key/generate")
+    assert "management" in message and "database, which llm-router runs without" in message, message

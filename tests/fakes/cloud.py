@@ -8,12 +8,17 @@ many scenarios at once (``fake-status-500``, ``claude-slow-0.5``, ``gpt-hang`` .
         httpx.post(f"{cloud.url}/v1/chat/completions", json={...})
         assert cloud.requests[-1].model == "fake-gpt"
 
+OpenAI's files and batches API is served too (uploads and batches kept in memory, an unknown id
+answering 404 as OpenAI does, an id with a ``status-NNN`` token answering that status).
+
 Also runnable: ``python tests/fakes/cloud.py --port 8999`` serves until interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import email.parser
+import json
 import re
 import signal
 import socket
@@ -164,6 +169,96 @@ def anthropic_events(model: str, text: str, input_tokens: int) -> list[tuple[str
     return events
 
 
+# ------------------------------------------------------------------ files and batches
+
+# OpenAI's files and batches API, as much of it as LiteLLM forwards: an unknown id is a 404 in
+# OpenAI's words, like the real one's; an id with a `status-NNN` token answers that status.
+_FILES_RE = re.compile(r"(?:/v1)?/files(?:/(?P<id>[^/]+)(?P<content>/content)?)?")
+_BATCHES_RE = re.compile(r"(?:/v1)?/batches(?:/(?P<id>[^/]+)(?P<cancel>/cancel)?)?")
+
+
+class FilesAndBatches:
+    """The fake's uploaded files and created batches, in memory."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.files: dict[str, tuple[JSON, bytes]] = {}
+        self.batches: dict[str, JSON] = {}
+
+    def answer(self, method: str, route: str, body: bytes, content_type: str) -> tuple[int, Any] | None:
+        """(status, JSON body, or bytes for a file's content) for a files or batches request; None for another path."""
+        files, batches = _FILES_RE.fullmatch(route), _BATCHES_RE.fullmatch(route)
+        match = files or batches
+        if match is None:
+            return None
+        ident = match.group("id")
+        status = _STATUS_RE.search(ident or "")
+        if status:
+            code = int(status.group(1))
+            return code, wire.openai_error(code)
+        with self._lock:
+            if files:
+                return self._files(method, ident, bool(files.group("content")), body, content_type)
+            return self._batches(method, ident, bool(batches.group("cancel")), body)
+
+    def _files(self, method: str, ident: str | None, content: bool, body: bytes, content_type: str) -> tuple[int, Any]:
+        if ident is None and method == "GET":
+            return 200, {"object": "list", "data": [meta for meta, _ in self.files.values()], "has_more": False}
+        if ident is None and method == "POST":
+            return self._upload(body, content_type)
+        if ident not in self.files:
+            return 404, _no_such("File", ident)
+        if method == "DELETE":
+            del self.files[ident]
+            return 200, {"id": ident, "object": "file", "deleted": True}
+        meta, data = self.files[ident]
+        return 200, data if content else meta
+
+    def _upload(self, body: bytes, content_type: str) -> tuple[int, Any]:
+        parts = email.parser.BytesParser().parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+        fields = {part.get_param("name", header="content-disposition"): part for part in parts.get_payload()} if parts.is_multipart() else {}
+        upload, purpose = fields.get("file"), fields.get("purpose")
+        if upload is None or purpose is None:
+            return 400, wire.openai_error(400, "Missing required parameter: 'file' and 'purpose' are both required.")
+        data = upload.get_payload(decode=True) or b""
+        ident = wire.new_id("file-")
+        meta = {"id": ident, "object": "file", "bytes": len(data), "created_at": int(time.time()),
+                "filename": upload.get_filename() or "upload", "purpose": (purpose.get_payload(decode=True) or b"").decode(), "status": "processed"}
+        self.files[ident] = (meta, data)
+        return 200, meta
+
+    def _batches(self, method: str, ident: str | None, cancel: bool, body: bytes) -> tuple[int, Any]:
+        if ident is None and method == "GET":
+            return 200, {"object": "list", "data": list(self.batches.values()), "has_more": False}
+        if ident is None and method == "POST":
+            try:
+                request = json.loads(body or b"null")
+            except ValueError:
+                request = None
+            if not isinstance(request, dict):
+                return 400, wire.openai_error(400, "Request body must be a JSON object.")
+            file_id = request.get("input_file_id")
+            if not isinstance(file_id, str) or file_id not in self.files:
+                return 404, _no_such("File", str(file_id))
+            batch = {"id": wire.new_id("batch_"), "object": "batch", "endpoint": request.get("endpoint"), "input_file_id": file_id,
+                     "completion_window": request.get("completion_window"), "status": "validating", "created_at": int(time.time()),
+                     "output_file_id": None, "error_file_id": None, "errors": None, "metadata": request.get("metadata"),
+                     "request_counts": {"total": 0, "completed": 0, "failed": 0}}
+            self.batches[batch["id"]] = batch
+            return 200, batch
+        if ident not in self.batches:
+            return 404, _no_such("Batch", ident)
+        if cancel:
+            self.batches[ident] = {**self.batches[ident], "status": "cancelling"}
+        return 200, self.batches[ident]
+
+
+def _no_such(kind: str, ident: str | None) -> JSON:
+    error = wire.openai_error(404, f"No such {kind} object: {ident}")
+    error["error"]["param"] = "id"
+    return error
+
+
 # ----------------------------------------------------------------------------- server
 
 
@@ -184,7 +279,30 @@ class _CloudHandler(handler.FakeHandler):
         finally:
             self.server.cloud._track(self.connection, add=False)
 
+    def _files_or_batches(self, method: str) -> bool:
+        """Answer a files or batches request (True), or leave the request to the caller (False)."""
+        if not (_FILES_RE.fullmatch(self.route) or _BATCHES_RE.fullmatch(self.route)):
+            return False
+        body = self.read_body() if method != "GET" else b""
+        status, answer = self.server.cloud.files_and_batches.answer(method, self.route, body, self.headers.get("Content-Type", ""))
+        if isinstance(answer, bytes):
+            self.send_response(status)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+        else:
+            self.send_json(status, answer)
+        return True
+
+    def do_DELETE(self) -> None:
+        if not self._files_or_batches("DELETE"):
+            self.read_body()
+            self.send_json(404, wire.openai_error(404, f"Unknown path {self.route}"))
+
     def do_GET(self) -> None:
+        if self._files_or_batches("GET"):
+            return
         if self.route in MODEL_PATHS:
             self.send_json(200, wire.openai_model_list(LISTED_MODELS, "fake-cloud"))
         elif self.route in ("/", "/health"):
@@ -198,6 +316,8 @@ class _CloudHandler(handler.FakeHandler):
             provider = "openai"
         elif self.route in ANTHROPIC_PATHS:
             provider = "anthropic"
+        elif self._files_or_batches("POST"):
+            return
         else:
             self.read_body()
             self.send_json(404, wire.openai_error(404, f"Unknown path {self.route}"))
@@ -284,6 +404,7 @@ class FakeCloud:
         self._port = port
         self._lock = threading.Lock()
         self._modes: dict[str, Behaviour] = {}
+        self.files_and_batches = FilesAndBatches()
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
         self._server: _CloudServer | None = None
