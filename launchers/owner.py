@@ -15,8 +15,9 @@ would ask has never heard of its servers. A client's leases are tied to its conn
 that dies leaks none.
 
 The protocol is one JSON object per line. A request carries an `id` and gets one reply with the
-same `id` (`ok`, and `why`/`log_tail` or `result`); `release`, `cancel` and `note_decision` (a
-worker's record of a routing decision, for the status page) get none. The owner
+same `id` (`ok`, and `why`/`log_tail` or `result`); `release`, `cancel`, `note_decision` (a
+worker's record of a routing decision, for the status page) and `share_tier` (a conversation's
+routing tier, which the owner passes on to every worker as a `tier` event) get none. The owner
 also sends every connection each server's state as it changes (`{"event": "servers", ...}`), so
 workers read state without asking.
 """
@@ -128,6 +129,8 @@ class Owner:
                     self._release(session, str(message.get("lease")))
                 elif op == "note_decision":
                     self._note_decision(message.get("decision"))
+                elif op == "share_tier":
+                    self._share_tier(message)
                 elif op == "cancel":
                     session.cancel(message.get("id"))
                 else:
@@ -210,6 +213,12 @@ class Owner:
     def _note_decision(self, decision: Any) -> None:
         if isinstance(decision, dict):
             self._decisions.append({k: decision.get(k) for k in DECISION_FIELDS})
+
+    def _share_tier(self, message: dict[str, Any]) -> None:
+        """A worker routed a conversation at a tier: every worker hears it (router_plugins/affinity.py)."""
+        conversation, tier = message.get("conversation"), message.get("tier")
+        if isinstance(conversation, str) and isinstance(tier, str) and len(conversation) <= 64 and len(tier) <= 16:
+            self._tell_everyone({"event": "tier", "conversation": conversation, "tier": tier})
 
     async def _check_alive(self, _: _Session, message: dict[str, Any]) -> None:
         await self._server_named(message).check_alive(probe_port=True)

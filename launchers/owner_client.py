@@ -52,6 +52,7 @@ class OwnerClient:
         self._task: asyncio.Task[None] | None = None
         self._leases: set[str] = set()
         self._on_reload: list[Callable[[], None]] = []
+        self._on_tier: list[Callable[[str, str], None]] = []
 
     # ---- the mirror ------------------------------------------------------------------------
 
@@ -108,6 +109,14 @@ class OwnerClient:
     async def overview(self) -> dict[str, Any]:
         """Servers with their log tails, memory held against the budget, and the latest routing decisions."""
         return await self._ask("", {"op": "overview"})
+
+    def share_tier(self, conversation: str, tier: str) -> None:
+        """Tell every worker, through the owner, a conversation's routing tier (fire and forget)."""
+        self._send({"op": "share_tier", "conversation": conversation, "tier": tier})
+
+    def on_tier(self, listener: Callable[[str, str], None]) -> None:
+        """Call `listener(conversation, tier)` for each tier a worker of this machine shares."""
+        self._on_tier.append(listener)
 
     def note_decision(self, decision: dict[str, Any]) -> None:
         """Tell the owner about a routing decision and its outcome (fire and forget; lost if not connected)."""
@@ -169,6 +178,10 @@ class OwnerClient:
                 if message.get("event") == "reload":
                     for listener in self._on_reload:
                         listener()
+                    continue
+                if message.get("event") == "tier":
+                    for heard in self._on_tier:
+                        heard(str(message.get("conversation")), str(message.get("tier")))
                     continue
                 if message.get("event") == "servers":
                     for view in message["servers"]:

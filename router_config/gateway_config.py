@@ -51,8 +51,22 @@ class ComplexityRules(_Strict):
         return tiers
 
 
+class AffinitySettings(_Strict):
+    """Conversation affinity for `auto` (router_plugins/affinity.py). `affinity: false` turns it off."""
+
+    enabled: bool = True
+    ttl_s: float = Field(3600.0, gt=0)
+    """A conversation not routed for this long is forgotten."""
+    max_conversations: int = Field(100_000, ge=1)
+    """The most conversations each process remembers; the least recently routed go first."""
+
+
 def _as_tuple(value: Any) -> Any:
     return (value,) if isinstance(value, str) else value
+
+
+def _affinity(value: Any) -> Any:
+    return {"enabled": value} if isinstance(value, bool) else value
 
 
 class RoutingRules(_Strict):
@@ -63,10 +77,13 @@ class RoutingRules(_Strict):
     complex: tuple[str, ...]
     default: tuple[str, ...]
     complexity: ComplexityRules = ComplexityRules()
+    affinity: AffinitySettings = AffinitySettings()
+    """On by default: an agent's task stays with the model tier that took it on."""
 
     _listify = field_validator("trigger_models", "vision", "complex", "default", mode="before")(
         classmethod(lambda cls, v: _as_tuple(v))
     )
+    _affinity_switch = field_validator("affinity", mode="before")(classmethod(lambda cls, v: _affinity(v)))
 
 
 class MemoryBudget(_Strict):

@@ -93,7 +93,7 @@ def build_app(gateway: Gateway) -> FastAPI:
         shape = _explained_shape(request.query_params.get("api"), parse_object(raw))
         body = parse_body(raw, _CHECKED_AS[shape])
         assert body is not None
-        decision = gateway.router.decide(body, shape, gateway.availability_for(_caller(request)))
+        decision = gateway.router.decide(body, shape, gateway.availability_for(_caller(request)), gateway.conversations, request.headers)
         budget = gateway.router.output_budget(decision.model, body)
         return JSONResponse({**decision.as_json(), "api": shape.value, "output_budget": budget.as_json() if budget else None})
 

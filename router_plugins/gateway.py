@@ -18,8 +18,9 @@ from launchers.paths import RuntimePaths
 from launchers.requirements import missing_requirements
 from launchers.server import ServerState
 from router_config.environment import MASTER_KEY_ENV, worker_count
-from router_config.gateway_config import Deployment, GatewayConfig
+from router_config.gateway_config import AffinitySettings, Deployment, GatewayConfig
 from router_plugins.access import FORBIDDEN, AccessPolicy, Caller
+from router_plugins.affinity import ConversationTiers
 from router_plugins.keys import KeyStore, RateLimiter
 from router_plugins.ledger import RequestLedger
 from router_plugins.remotes import RemoteBackends
@@ -50,13 +51,19 @@ class Gateway:
         self.paths = RuntimePaths(config.resolve_path(s.state_dir), config.resolve_path(s.log_dir))
         self.servers = OwnerClient(self.paths.owner_socket, list(config.local_specs()))
         self.requests = RequestLedger()
+        self.conversations = ConversationTiers(config.routing.affinity if config.routing else AffinitySettings())
+        """Each conversation's routing tier, for affinity: shared through Redis where set, else through the owner."""
         self._availability: dict[str, tuple[float, str | None]] = {}
 
     def start(self) -> None:
         """Start what runs beside requests: only a serving process does, so that a Gateway built
         elsewhere (the bench, a check) never counts itself among Redis' workers or polls hosts."""
         if self.shared is not None:
+            self.shared.keep_tiers(self.conversations)
             self.shared.start()
+        else:
+            self.conversations.share_with(self.servers.share_tier)
+            self.servers.on_tier(self.conversations.learn)
         self.remotes.start()
         self.servers.start()
 
@@ -151,6 +158,8 @@ class Gateway:
         are reread from their file as they change; what only a restart applies, the owner named.)"""
         self.config = config
         self.router = ContentRouter(config)
+        if config.routing is not None:
+            self.conversations.settings = config.routing.affinity
         self._availability.clear()
 
     def secrets(self) -> list[str]:

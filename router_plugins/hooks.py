@@ -37,6 +37,7 @@ from launchers.server import ServerUnavailable
 from router_config.gateway_config import Deployment
 from router_plugins import metrics, output_budget
 from router_plugins.access import FORBIDDEN
+from router_plugins.affinity import response_key
 from router_plugins.auth import LiteLLMAuth
 from router_plugins.errors import ApiError
 from router_plugins.gateway import Gateway
@@ -82,14 +83,18 @@ class RouterHooks(CustomLogger):
                                                      "and messages only; name a model here.", "model"))
             return data
         caller = self._auth.caller_of(user_api_key_dict)
+        headers = (data.get("proxy_server_request") or {}).get("headers") or {}
         try:
-            decision = gw.router.decide(data, shape, gw.availability_for(caller))
+            decision = gw.router.decide(data, shape, gw.availability_for(caller), gw.conversations, headers)
             gw.access.check_group(caller, decision.model)
             self._check_chain_can_serve(decision, data, shape, caller)
         except ApiError as exc:
             raise _raised(exc) from None
         data["model"] = decision.model
-        gw.requests.decided(_request_id(data), Decision(decision.model, decision.reason))
+        # The tier routing chose, not the group that ends up serving: a fallback never rewrites it.
+        if decision.conversation is not None and decision.tier is not None:
+            gw.conversations.remember(decision.conversation.digest, decision.tier)
+        gw.requests.decided(_request_id(data), Decision(decision.model, decision.reason, decision.tier))
         metrics.decided(decision)
         return data
 
@@ -196,6 +201,16 @@ class RouterHooks(CustomLogger):
 
     async def async_log_success_event(self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any) -> None:
         self._release(kwargs)
+
+    async def async_post_call_success_hook(self, data: dict, user_api_key_dict: Any, response: Any) -> Any:
+        """A Responses API answer, as the client gets it, keeps its turn's tier for a next turn that names it
+        as previous_response_id. (A streamed answer's id isn't seen here: its next turn is keyed as a new one.)"""
+        response_id = getattr(response, "id", None)
+        if isinstance(response_id, str) and response_id.startswith("resp"):
+            decision = self._gateway.requests.decision(_request_id(data))
+            if decision is not None and decision.tier is not None:
+                self._gateway.conversations.remember(response_key(response_id).digest, decision.tier)
+        return response
 
     async def async_log_failure_event(self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any) -> None:
         self._release(kwargs)

@@ -22,6 +22,8 @@ _MEMORY = 10_000
 class Decision:
     model: str
     reason: str
+    tier: str | None = None
+    """The tier `auto` routed at; None for an explicit name."""
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,14 @@ from router_plugins.routing import CANNOT_CALL_TOOLS, CANNOT_FETCH_MEDIA, Routin
 
 _DECISIONS = Counter("llm_router_routing_decisions", "Routing decisions, by reason and the group chosen", ["reason", "group"])
 _SKIPPED = Counter("llm_router_routing_skipped", "Groups content routing passed over, by cause", ["group", "cause"])
+_AFFINITY = Counter("llm_router_affinity_hits", "auto turns routed up to their conversation's remembered tier", ["tier"])
 _HOPS = Counter("llm_router_fallback_hops", "Moves of a request from a group that failed it to the next one", ["from_group", "to_group"])
 
 
 def decided(decision: RoutingDecision) -> None:
     _DECISIONS.labels(decision.reason, decision.model).inc()
+    if decision.reason == "affinity" and decision.tier is not None:
+        _AFFINITY.labels(decision.tier).inc()
     for skipped in decision.skipped:
         _SKIPPED.labels(skipped.group, _cause(skipped.why)).inc()
 

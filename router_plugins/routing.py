@@ -7,20 +7,22 @@ only to a group that can call them; an explicit name is never rerouted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from router_config.gateway_config import TRIGGER_DEFAULT, GatewayConfig
 from router_plugins import output_budget
 from router_plugins.access import FORBIDDEN
+from router_plugins.affinity import ConversationKey, ConversationTiers, Tier, conversation_key, higher
 from router_plugins.capabilities import group_capabilities
 from router_plugins.conversation import Conversation, Shape, offers_tools, read
 from router_plugins.errors import ApiError
 from router_plugins.output_budget import OutputBudget
 from router_plugins.signals import SignalReader, Signals
 
-Reason = Literal["explicit", "vision", "context", "complex", "default"]
+Reason = Literal["explicit", "vision", "context", "complex", "default", "affinity"]
+_TIER_OF: dict[str, Tier] = {"vision": "vision", "context": "complex", "complex": "complex", "default": "default"}
 
 CANNOT_CALL_TOOLS = "can't call tools"
 CANNOT_FETCH_MEDIA = "would fetch a media URL from this machine"
@@ -44,6 +46,12 @@ class RoutingDecision:
     signals: Signals | None
     fallbacks: tuple[str, ...]
     skipped: tuple[SkippedGroup, ...] = ()
+    tier: Tier | None = None
+    """The tier `auto` routed at (None for an explicit name): at least the conversation's remembered one."""
+    conversation: ConversationKey | None = None
+    """The key `auto` remembers this conversation by; None for an explicit name, or with affinity off."""
+    remembered: Tier | None = None
+    """The tier remembered for the conversation before this turn."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +60,8 @@ class RoutingDecision:
             "signals": asdict(self.signals) if self.signals else None,
             "fallbacks": list(self.fallbacks),
             "skipped": [asdict(s) for s in self.skipped],
+            "affinity": {"key_from": self.conversation.source, "remembered": self.remembered, "tier": self.tier}
+            if self.conversation else None,
         }
 
 
@@ -82,8 +92,13 @@ class ContentRouter:
             return CANNOT_FETCH_MEDIA
         return None
 
-    def decide(self, body: dict[str, Any], shape: Shape, availability: Availability) -> RoutingDecision:
-        """Raise a 4xx ApiError when no group may take the request."""
+    def decide(self, body: dict[str, Any], shape: Shape, availability: Availability,
+               tiers: ConversationTiers | None = None, headers: Mapping[str, str] | None = None) -> RoutingDecision:
+        """Raise a 4xx ApiError when no group may take the request.
+
+        tiers: the conversations this process remembers, for affinity (read only: the caller
+        remembers the decision once the request is on its way). headers: the request's, for a
+        session id."""
         requested = body.get("model")
         if not self.is_content_routed(requested):
             group = self._config.resolve(str(requested))
@@ -102,9 +117,16 @@ class ContentRouter:
         window = self.window(availability)
         assert self.reader is not None
         signals = self.reader.read(conversation, window)
-        reason = self.reason(signals, window)
-        group, skipped = self._pick(reason, self._for_request(conversation, availability))
-        return RoutingDecision(group, reason, signals, self._config.fallback_chain(group), skipped)
+        reason: Reason = self.reason(signals, window)
+        tier = _TIER_OF[reason]
+        key = remembered = None
+        if tiers is not None and self._rules.affinity.enabled:
+            key = conversation_key(body, shape, conversation, headers or {})
+            remembered = tiers.recall(key.digest) if key else None
+            if remembered is not None and higher(tier, remembered) != tier:
+                reason, tier = "affinity", remembered
+        group, skipped = self._pick(tier, self._for_request(conversation, availability))
+        return RoutingDecision(group, reason, signals, self._config.fallback_chain(group), skipped, tier, key, remembered)
 
     def output_budget(self, group: str, body: dict[str, Any]) -> OutputBudget | None:
         """The output the request would get from `group`'s first deployment (the deployment hook fits each attempt)."""
@@ -141,9 +163,9 @@ class ContentRouter:
 
         return available
 
-    def _pick(self, reason: Reason, availability: Availability) -> tuple[str, tuple[SkippedGroup, ...]]:
+    def _pick(self, tier: Tier, availability: Availability) -> tuple[str, tuple[SkippedGroup, ...]]:
         skipped = []
-        for group in self._preferences(reason):
+        for group in self._preferences(tier):
             why = availability(group)
             if why is None:
                 return group, tuple(skipped)
@@ -160,13 +182,13 @@ class ContentRouter:
         first = next(s.group for s in skipped if s.why != FORBIDDEN and s.why not in _REQUEST_CAUSED)
         return first, tuple(skipped)
 
-    def _preferences(self, reason: Reason) -> tuple[str, ...]:
-        """The reason's own groups first, then the other text groups (vision-capable ones for images)."""
+    def _preferences(self, tier: Tier) -> tuple[str, ...]:
+        """The tier's own groups first, then the other text groups (vision-capable ones for images)."""
         rules = self._rules
         assert rules is not None
-        own = {"vision": rules.vision, "context": rules.complex, "complex": rules.complex, "default": rules.default}[reason]
-        others = (*rules.default, *rules.complex) if reason != "default" else rules.complex
-        if reason == "vision":
+        own = {"vision": rules.vision, "complex": rules.complex, "default": rules.default}[tier]
+        others = (*rules.default, *rules.complex) if tier != "default" else rules.complex
+        if tier == "vision":
             others = tuple(g for g in others if self._capabilities[g].vision)
         return tuple(dict.fromkeys((*own, *others)))
 

@@ -1,5 +1,5 @@
-"""What gateway replicas share through Redis (`llm_router.redis`): the team keys, and whether a key's
-rpm can be counted exactly across all of them right now.
+"""What gateway replicas share through Redis (`llm_router.redis`): the team keys, conversations'
+routing tiers (affinity), and whether a key's rpm can be counted exactly across all of them right now.
 
 One thread per gateway process keeps it, so no request ever waits on Redis for it. Every tick:
 - it runs one script that records this process as alive and counts the processes alive across all
@@ -30,6 +30,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from router_config.gateway_config import RedisSettings
+from router_plugins.affinity import ConversationTiers
 from router_plugins.keys import KeyFileError, KeyStore, TeamKey
 
 log = logging.getLogger("llm_router.shared")
@@ -52,6 +53,21 @@ redis.call('EXPIRE', KEYS[1], 3600)
 return redis.call('ZCARD', KEYS[1])
 """
 
+# Conversation tiers (router_plugins/affinity.py) as a log scored by Redis' own clock: each process
+# adds what it routed, drops what has idled past the ttl, and reads what was added since its last
+# read (everything still live, on its first), so replicas converge within a tick.
+TIERS_LOG = "llm-router:conversation-tiers"
+_EXCHANGE_TIERS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local ttl = tonumber(ARGV[1])
+for i = 4, #ARGV do redis.call('ZADD', KEYS[1], now, ARGV[i]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
+redis.call('EXPIRE', KEYS[1], math.ceil(ttl) + 60)
+local since = ARGV[2] == '' and (now - ttl) or tonumber(ARGV[2])
+return {tostring(now), redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. since, '+inf', 'LIMIT', 0, tonumber(ARGV[3]))}
+"""
+
 RedisState = Literal["up", "recovering", "down"]
 
 
@@ -67,6 +83,12 @@ class SharedState:
                    "retry": Retry(NoBackoff(), 0)}
         self._client = redis.Redis.from_url(settings.url, **options) if settings.url else redis.Redis(settings.host, settings.port, **options)
         self._heartbeat = self._client.register_script(_HEARTBEAT)
+        self._exchange_tiers = self._client.register_script(_EXCHANGE_TIERS)
+        self._tiers: ConversationTiers | None = None
+        self._outgoing_tiers: list[str] = []
+        self._tiers_read_to = ""
+        """Redis' time of the last read of the tiers log ('' before the first)."""
+        self._tiers_lock = threading.Lock()
         self._answering: bool | None = None
         """Whether Redis answered the last tick; None before the first."""
         self._ever_answered = False
@@ -78,6 +100,15 @@ class SharedState:
 
     def start(self) -> None:
         self._thread.start()
+
+    def keep_tiers(self, tiers: ConversationTiers) -> None:
+        """Share conversation tiers with every process of every replica, through Redis, each tick."""
+        self._tiers = tiers
+        tiers.share_with(self._queue_tier)
+
+    def _queue_tier(self, conversation: str, tier: str) -> None:
+        with self._tiers_lock:
+            self._outgoing_tiers.append(f"{conversation}:{tier}")
 
     @property
     def state(self) -> RedisState:
@@ -115,6 +146,23 @@ class SharedState:
             self._answered()
         if self._keys is not None:
             self._share_keys(published)
+        if self._tiers is not None:
+            self._share_tiers(self._tiers)
+
+    def _share_tiers(self, tiers: ConversationTiers) -> None:
+        with self._tiers_lock:
+            outgoing, self._outgoing_tiers = self._outgoing_tiers, []
+        try:
+            read_to, entries = self._exchange_tiers(keys=[TIERS_LOG], args=[tiers.settings.ttl_s, self._tiers_read_to,
+                                                                           tiers.settings.max_conversations, *outgoing])
+        except redis.RedisError:
+            with self._tiers_lock:  # sent again at the next tick that reaches Redis
+                self._outgoing_tiers[:0] = outgoing[-tiers.settings.max_conversations:]
+            raise
+        self._tiers_read_to = read_to.decode() if isinstance(read_to, bytes) else str(read_to)
+        for entry in entries:
+            conversation, _, tier = (entry.decode() if isinstance(entry, bytes) else str(entry)).partition(":")
+            tiers.learn(conversation, tier)
 
     def _share_keys(self, published: dict[bytes, bytes]) -> None:
         assert self._keys is not None
