@@ -60,6 +60,9 @@ def litellm_config(config: GatewayConfig) -> dict[str, Any]:
     # LiteLLM falls back to another group when an upstream answers 400 (its default): a request the
     # client got wrong would then be sent again, to another backend. The client gets the 400 instead.
     router_settings.setdefault("fallback_on_unsupported_params", False)
+    if config.serves_files_and_batches:
+        # LiteLLM's file upload answers 500 "files_settings is not set" without it; files go where batches do.
+        raw.setdefault("files_settings", [{"custom_llm_provider": "openai"}])
     if config.settings.redis is not None:
         _share_through_redis(config.settings.redis, general, router_settings)
     raw["router_settings"] = router_settings

@@ -100,8 +100,6 @@ def test_an_upstream_4xx_on_a_batch_route_logs_one_line_and_no_traceback(setup):
     assert len(lines) == 1 and f"404 GET '{path}'" in lines[0] and "No such Batch object" in lines[0], lines
 
 
-@pytest.mark.xfail(strict=True, reason="POST /v1/files answers 500 'files_settings is not set' unless the config sets LiteLLM's "
-                                      "files_settings, which llm-router doesn't yet do for the files it serves (router_config/litellm_settings.py)")
 def test_batches_and_files_answered_by_the_upstream_reach_the_client(setup):
     gw, cloud = setup
     client = gw.client(api_key=MASTER)
