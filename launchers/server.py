@@ -490,9 +490,10 @@ class ModelServer:
                 )
         recorded = self._read_state_file()
         pid = recorded.get("pid")
-        if isinstance(pid, int) and psutil.pid_exists(pid):
+        if isinstance(pid, int) and _started_at(pid) == recorded.get("started"):
             self._pid, self._pgid = pid, recorded.get("pgid") or pid
         else:
+            # Not the recorded process (gone, and its pid perhaps reused by another): never ours to signal.
             self._pid = self._pgid = None
         self._proc, self.owned = None, False
         return True
@@ -556,7 +557,7 @@ class ModelServer:
             return
         path = self._paths.state_file(self.name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"state": self.state.value, "pid": self._pid, "pgid": self._pgid, "port": self.spec.port,
+        data = {"state": self.state.value, "pid": self._pid, "pgid": self._pgid, "started": _started_at(self._pid), "port": self.spec.port,
                 "owner_pid": os.getpid() if self.owned else None, "since": time.time(), "last_error": self.last_error}
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data))
@@ -567,6 +568,15 @@ class ModelServer:
             return json.loads(self._paths.state_file(self.name).read_text())
         except (FileNotFoundError, ValueError):
             return {}
+
+
+def _started_at(pid: int) -> float | None:
+    """When the process with this pid started: with the pid, it names one process, whereas a pid alone
+    is reused by the system once its process is gone."""
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
 
 
 def _process_of(spec: LaunchSpec) -> tuple[object, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import itertools
 import subprocess
 import sys
@@ -394,3 +395,31 @@ def test_a_transition_from_a_state_the_server_is_no_longer_in_changes_nothing(tm
     server.state = ServerState.STOPPING  # someone else began a stop
     assert server._transition(ServerState.READY, ServerState.STOPPING) is False
     assert server.state is ServerState.STOPPING
+
+
+def test_a_recorded_pid_now_held_by_another_process_is_never_signalled(tmp_path):
+    """A state file outlives its server; once the system reuses the pid, the recorded group is someone else's."""
+    port = free_port()
+    manual = subprocess.Popen([sys.executable, str(FAKE_MODEL_SERVER), "--port", str(port), "--served-model-name", "served-a"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    try:
+        _wait_listening(port)
+        launcher = make_launcher(tmp_path, {"a": {"port": port}})
+        state_file = launcher.server("a")._paths.state_file("a")
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        # What a server that has since died left behind, its pid now the bystander's (started later than it was).
+        state_file.write_text(json.dumps({"state": "ready", "pid": bystander.pid, "pgid": bystander.pid, "started": 1.0, "port": port}))
+
+        async def scenario():
+            server = launcher.server("a")
+            await server.ensure_ready()  # adopts the healthy server on the port
+            await server.stop("stopped by an operator")
+            await launcher.shutdown()
+
+        run(scenario())
+        assert bystander.poll() is None, "the bystander's group was signalled"
+    finally:
+        for proc in (manual, bystander):
+            proc.kill()
+            proc.wait(10)
