@@ -41,7 +41,7 @@ from router_plugins.auth import CALLER_STATE, LiteLLMAuth  # noqa: E402
 from router_plugins.errors import Api, ApiError, error_meant  # noqa: E402
 from router_plugins.gateway import Gateway  # noqa: E402
 from router_plugins.hooks import RouterHooks  # noqa: E402
-from router_plugins.routes import Access, Operation, Route, classify, not_served_message  # noqa: E402
+from router_plugins.routes import Access, Operation, Route, classify  # noqa: E402
 from router_plugins.conversation import Shape  # noqa: E402
 from router_plugins.validation import parse_body  # noqa: E402
 
@@ -110,7 +110,7 @@ class GatewayApp:
         if route.access is Access.PUBLIC or (scope["path"].rstrip("/") == METRICS_PATH and self._gateway.config.settings.metrics_public):
             return None
         caller = self._gateway.access.caller(presented_key(_headers(scope)))
-        self._gateway.access.check_route(caller, route, scope["path"])
+        self._gateway.access.check_route(caller, route, scope["method"] if scope["type"] == "http" else "GET", scope["path"])
         if route.operation.can_reach_any_model and not self._gateway.config.serves_files_and_batches:
             raise ApiError(501, "Files and batches go to OpenAI's default base URL (or OPENAI_BASE_URL), which no deployment "
                                 "of this config uses, so llm-router doesn't serve them here.", retryable=False)
@@ -237,9 +237,7 @@ class _Answer:
         return self.caller.name if self.caller else "-"
 
     async def refuse(self, error: ApiError) -> None:
-        """The door's own refusal. A route not served is refused with the route table's reason for it."""
-        if error.status == 501 and self._route.access is Access.NOT_SERVED:
-            error = ApiError(501, not_served_message(self._scope["method"], self._scope["path"]), retryable=False)
+        """The door's own refusal."""
         self._log(error.status, error.message)
         await _send_error(self.send, error, self._route)
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from router_plugins.errors import ApiError
 from router_plugins.keys import KeyStore, RateLimiter, TeamKey, same_secret
-from router_plugins.routes import Access, Route
+from router_plugins.routes import Access, Route, not_served_message
 
 if TYPE_CHECKING:
     from router_plugins.shared import SharedState
@@ -110,15 +110,13 @@ class AccessPolicy:
         key = self._keys.by_digest(digest) if self._keys else None
         return Caller(Role.TEAM, key)
 
-    def check_route(self, caller: Caller, route: Route, path: str) -> None:
+    def check_route(self, caller: Caller, route: Route, method: str, path: str) -> None:
         if caller.is_team and route.access in (Access.ADMIN, Access.NOT_SERVED, Access.WRONG_METHOD):
             raise ApiError(403, "This route needs the master key.")
         if route.access is Access.WRONG_METHOD:
             raise ApiError(405, f"{path} takes {', '.join(route.allowed)} only.", retryable=False)
         if route.access is Access.NOT_SERVED:
-            raise ApiError(501, f"llm-router doesn't serve {path}: LiteLLM's management routes need its database, which "
-                                "llm-router runs without, and its provider routes reach hosts the config doesn't name. "
-                                "The README lists the routes llm-router serves.", retryable=False)
+            raise ApiError(501, not_served_message(method, path), retryable=False)
 
     def check_request(self, caller: Caller, route: Route, group: str | None) -> None:
         """A team key's request on an inference route, before anything runs: its model, then its rpm.
