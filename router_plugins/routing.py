@@ -2,7 +2,8 @@
 
 The decision never decodes or fetches an image and never calls a backend, and its cost is
 bounded whatever the prompt size (router_plugins/signals.py). A request that offers tools goes
-only to a group that can call them; an explicit name is never rerouted.
+only to a group that can call them; an explicit name is never rerouted. A later turn of a
+conversation `auto` escalated goes to at least the tier remembered for it (router_plugins/affinity.py).
 """
 
 from __future__ import annotations

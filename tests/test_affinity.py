@@ -10,9 +10,7 @@ Redis-backed replicas are in tests/test_replicas.py.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from textwrap import dedent
 
 import httpx
 import pytest

@@ -10,7 +10,6 @@ from a backend, on `auto` and on an explicit name.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
