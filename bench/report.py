@@ -8,6 +8,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench.affinity import COST_MAX_MS as AFFINITY_COST_MAX_MS
+from bench.affinity import AffinityResult
 from bench.suite import SuiteResult
 from bench.targets import OVERHEAD_SHARE_MAX
 
@@ -16,6 +18,7 @@ REPRODUCE = """\
 uv run python -m bench            # full run (~10 min): bench/results/<date>.json, BENCHMARKS.md, bench/results/overhead.png
 uv run python -m bench --quick    # under 3 minutes, fewer requests and shorter cells, same outputs
 uv run python -m bench --output DIR   # write the JSON, the chart and a BENCHMARKS.md into DIR instead
+uv run python -m bench.affinity   # conversation affinity alone (~20 s): bench/results/affinity-<date>.json and its section here
 ```"""
 
 
@@ -106,6 +109,88 @@ def agreement_table(r: SuiteResult) -> str:
          f"{a.head_only_tiers_agree:,} of {a.head_only:,}", _pct(a.head_only_tiers_agree / a.head_only if a.head_only else None)],
     ]
     return table(["agrees with full scoring on", "over", "conversations", "share"], rows)
+
+
+AFFINITY_START, AFFINITY_END = "<!-- bench:affinity -->", "<!-- /bench:affinity -->"
+AFFINITY_BEFORE = "## Where a request's milliseconds go"
+"""Where the affinity section goes in a BENCHMARKS.md that has none yet."""
+
+
+def affinity_table(a: AffinityResult) -> str:
+    on, off = a.on, a.off
+    per_decision = f"{a.on.decisions:,} decisions each"
+    rows = [
+        ["tier switches per conversation (mean)", _f(on.switches_per_conversation), _f(off.switches_per_conversation)],
+        ["downward switches (complex or vision to a lower tier)", f"{on.downward_switches:,}", f"{off.downward_switches:,}"],
+        ["conversations with a downward switch", f"{on.conversations_switching_down:,} ({_pct(on.share_switching_down)})",
+         f"{off.conversations_switching_down:,} ({_pct(off.share_switching_down)})"],
+        ["upward switches", f"{on.upward_switches:,}", f"{off.upward_switches:,}"],
+        ["turns routed by affinity (reason `affinity`)", f"{on.by_affinity:,}", f"{off.by_affinity:,}"],
+        ["turns routed default / complex / vision", " / ".join(f"{n:,}" for n in on.tiers.values()),
+         " / ".join(f"{n:,}" for n in off.tiers.values())],
+        [f"decision median ms ({per_decision})", _f(on.median_ms, 4), _f(off.median_ms, 4)],
+        ["decision p99 ms", _f(on.p99_ms, 4), _f(off.p99_ms, 4)],
+    ]
+    return table(["over the agent corpus", "affinity on", "affinity off"], rows)
+
+
+def affinity_kinds_table(a: AffinityResult) -> str:
+    rows = [[k.kind, f"{k.conversations:,}", f"{k.turns:,}", _f(k.switches_per_conversation_on), _f(k.switches_per_conversation_off),
+             f"{k.switching_down_on:,}", f"{k.switching_down_off:,}"] for k in a.kinds]
+    return table(["conversations that", "conversations", "turns", "switches per conversation, on", "off",
+                  "with a downward switch, on", "off"], rows)
+
+
+def affinity_verdict(a: AffinityResult) -> str:
+    met = _met(None if math.isnan(a.median_diff_ms) else a.median_diff_ms <= AFFINITY_COST_MAX_MS)
+    return (f"Affinity adds {_f(a.median_diff_ms, 4)} ms to the median decision (target <= {AFFINITY_COST_MAX_MS} ms: {met}); "
+            f"{_f(a.p99_diff_ms, 4)} ms at p99; the median of each turn's on-minus-off time is {_f(a.paired_median_diff_ms, 4)} ms.")
+
+
+def affinity_section(a: AffinityResult, provenance: str) -> str:
+    kinds = {k.kind: k.conversations for k in a.kinds}
+    labels = {"question": "a complex question", "paste": "a pasted log or file longer than `max_chars`", "image": "an image"}
+    escalations = ", ".join(f"{labels.get(what, what)}: {n}" for what, n in sorted(a.escalations.items()))
+    keys = ", ".join(f"{source} {n}" for source, n in a.key_sources.items())
+    intro = (
+        f"`bench/affinity.py` routes every turn of {a.conversations:,} multi-turn agent conversations ({a.turns:,} turns) built from "
+        "a fixed seed by `bench/agent_corpus.py`, in order, in-process, through two gateways built from the bench's llm-router "
+        "config: one with affinity on (the default) and one with `routing.affinity: false`. Each turn resends the whole history, "
+        f"as agents do, on chat completions, the Responses API and Messages ({', '.join(f'{n} {s}' for s, n in a.shapes.items())}). "
+        f"{kinds.get('complex opening', 0)} open with a task LiteLLM's scorer rates COMPLEX or REASONING and follow up with short turns "
+        f"(\"thanks\", \"now rename x to y\", \"run the tests again\"); {kinds.get('escalates late', 0)} open simple and escalate "
+        f"late ({escalations}), then follow up short; "
+        f"{kinds.get('stays simple', 0)} stay simple. Keys: {keys}. A switch is a turn routed at another tier than the turn before; "
+        "each decision is timed as the gateway makes it (`router.decide`, then `remember` of the tier), both gateways back to back "
+        f"per turn, {a.passes} timed pass(es) over the corpus with fresh tables after an untimed one. Run: {provenance}."
+    )
+    note = ("With affinity off, a pasted log or an image stays in the history every later turn resends, which keeps those turns "
+            "complex (by length) or vision anyway: the downward switches come after complex openings and complex questions. System "
+            "prompts are short here: an agent's system prompt of several KB is longer than `max_chars` alone, and routes every turn "
+            "complex by length whatever affinity does.")
+    raised = (f"No conversation that stays simple was routed above default with affinity on ({a.simple_raised_on} raised)."
+              if a.simple_raised_on == 0 else
+              f"{a.simple_raised_on} conversation(s) that stay simple were routed above default with affinity on.")
+    return "\n\n".join([AFFINITY_START, "### Conversation affinity", intro, affinity_table(a), affinity_kinds_table(a),
+                         affinity_verdict(a) + " " + raised + " " + note, AFFINITY_END])
+
+
+def write_affinity_section(a: AffinityResult, path: Path, provenance: str) -> None:
+    """Replace the affinity section of BENCHMARKS.md (or add it, before the profile) with this run's."""
+    text = path.read_text()
+    section = affinity_section(a, provenance)
+    if AFFINITY_START in text:
+        start, end = text.index(AFFINITY_START), text.index(AFFINITY_END) + len(AFFINITY_END)
+        text = text[:start] + section + text[end:]
+    else:
+        at = text.index(AFFINITY_BEFORE)
+        text = text[:at] + section + "\n\n" + text[at:]
+    path.write_text(text)
+
+
+def affinity_terminal(a: AffinityResult) -> str:
+    return "\n\n".join([f"Conversation affinity ({a.conversations} agent conversations, {a.turns} turns)\n" + affinity_table(a),
+                        affinity_kinds_table(a), affinity_verdict(a)])
 
 
 def _pct(share: float | None) -> str:
@@ -207,6 +292,7 @@ def terminal(r: SuiteResult) -> str:
         "Overhead vs stock LiteLLM (b), non-streaming unless TTFT\n" + overhead_table(r),
         "Throughput\n" + throughput_table(r),
         "Routing decision cost\n" + routing_table(r),
+        affinity_terminal(r.affinity),
         "Cold start\n" + cold_table(r),
         "Cold-start stampede\n" + stampede_table(r),
         "Memory (RSS of the gateway and its own children, launched model servers excluded)\n" + memory_table(r),
@@ -321,6 +407,7 @@ def markdown(r: SuiteResult, json_name: str, chart: str, results_dir: Path) -> s
         "How full scoring routes the corpus: " + ", ".join(f"{reason} {n:,}" for reason, n in r.routing_cost.agreement.reasons_full.items())
         + ". Tiers that differ (full -> bounded): "
         + (", ".join(f"{pair} ({n})" for pair, n in r.routing_cost.agreement.tier_changes.items()) or "none") + ".",
+        affinity_section(r.affinity, f"this {r.mode} run"),
         "## Where a request's milliseconds go",
         _profile_intro(r),
         profile_table(r),

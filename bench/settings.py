@@ -22,15 +22,17 @@ class Settings:
     memory_requests: int
     profile_requests: int
     """Sequential requests py-spy samples through llm-router (bench/profile.py)."""
+    affinity_passes: int = 1
+    """Timed passes over the agent corpus, each deciding every turn with affinity on and off (bench/affinity.py)."""
     workers2: bool = True
     """Also run llm-router --workers 2 (throughput, stampede): one more gateway start (~15 s)."""
 
 
 FULL = Settings("full", latency_requests=1000, latency_rounds=50, warmup=30, throughput_s=10.0, concurrencies=(1, 16, 64),
-                routing_repeats=2000, cold_trials=5, vllm_trials=3, stampede_requests=64, memory_requests=10_000,
+                routing_repeats=2000, affinity_passes=10, cold_trials=5, vllm_trials=3, stampede_requests=64, memory_requests=10_000,
                 profile_requests=3000)
 QUICK = Settings("quick", latency_requests=250, latency_rounds=25, warmup=20, throughput_s=3.0, concurrencies=(1, 16, 64),
-                 routing_repeats=300, cold_trials=2, vllm_trials=0, stampede_requests=64, memory_requests=2_000,
+                 routing_repeats=300, affinity_passes=3, cold_trials=2, vllm_trials=0, stampede_requests=64, memory_requests=2_000,
                  profile_requests=1000)
 SMOKE = Settings("smoke", latency_requests=20, latency_rounds=2, warmup=2, throughput_s=0.2, concurrencies=(1, 16),
                  routing_repeats=10, cold_trials=1, vllm_trials=0, stampede_requests=64, memory_requests=100,

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from bench import cold_start, configs, latency, memory, profile, routing_cost, stampede, throughput
+from bench import affinity, cold_start, configs, latency, memory, profile, routing_cost, stampede, throughput
 from bench.machine import Machine, Versions, machine, versions
 from bench.paths import RequestPath
 from bench.processes import (REPO, Managed, RouterGateway, Server, Supervisor, add_team_key, launch_bare_litellm, launch_router, launch_stock,
@@ -56,6 +56,7 @@ class SuiteResult:
     latency: latency.LatencyResult
     throughput: throughput.ThroughputResult
     routing_cost: routing_cost.RoutingCostResult
+    affinity: affinity.AffinityResult
     cold_start: list[cold_start.ColdStartResult]
     stampede: list[stampede.StampedeResult]
     memory: list[memory.MemoryResult]
@@ -118,7 +119,7 @@ def _run(settings: Settings, sup: Supervisor, work: Path, log: Log) -> SuiteResu
     now = dt.datetime.now().astimezone()
     notes: list[str] = []
     vllm = _vllm_assets(settings, sup, work, notes, log)
-    rig, cost = _start(settings, sup, work, vllm, log)
+    rig, cost, aff = _start(settings, sup, work, vllm, log)
     served: Counter[str] = Counter()
     at_start = {s.name: memory.read(s.process, 0) for s in (rig.stock, rig.router)}
     _check_upstream_keepalive(rig.path("a"))
@@ -161,12 +162,13 @@ def _run(settings: Settings, sup: Supervisor, work: Path, log: Log) -> SuiteResu
     return SuiteResult(
         date=now.date().isoformat(), started_at=now.isoformat(timespec="seconds"), mode=settings.mode,
         machine=machine(), versions=versions(), settings=settings, paths={p.key: p.label for p in tput_paths},
-        latency=lat, throughput=tput, routing_cost=cost, cold_start=colds, stampede=storms, memory=mems, profile=profiled, notes=notes,
+        latency=lat, throughput=tput, routing_cost=cost, affinity=aff, cold_start=colds, stampede=storms, memory=mems, profile=profiled, notes=notes,
     )
 
 
-def _start(settings: Settings, sup: Supervisor, work: Path, vllm: configs.VllmAssets | None, log: Log) -> tuple[_Rig, routing_cost.RoutingCostResult]:
-    """Write the configs, start every server, and time the routing cost while they sit idle."""
+def _start(settings: Settings, sup: Supervisor, work: Path, vllm: configs.VllmAssets | None,
+           log: Log) -> tuple[_Rig, routing_cost.RoutingCostResult, affinity.AffinityResult]:
+    """Write the configs, start every server, and time the routing cost and affinity while they sit idle."""
     run_id = sup.marker[:8]
     upstream_port = free_port()
     setup, model_list = configs.write_router(work / ROUTER_DIRS[0], upstream_port, run_id, vllm)
@@ -179,6 +181,10 @@ def _start(settings: Settings, sup: Supervisor, work: Path, vllm: configs.VllmAs
     cost_path, go_file = work / "routing-cost.json", work / "routing-cost.go"
     cost_proc = sup.start("routing-cost", [sys.executable, "-m", "bench.routing_cost", str(setup.config), str(settings.routing_repeats),
                                            str(cost_path), str(go_file)], cwd=REPO)
+    # The same for conversation affinity over the agent corpus, timed after the routing cost.
+    affinity_path, affinity_go = work / "affinity.json", work / "affinity.go"
+    affinity_proc = sup.start("affinity", [sys.executable, "-m", "bench.affinity", "--config", str(setup.config), "--passes",
+                                           str(settings.affinity_passes), "--json", str(affinity_path), "--go", str(affinity_go)], cwd=REPO)
 
     log("starting the fake upstream, stock LiteLLM and llm-router" + (" (1 and 2 workers)" if setup2 else ""))
     upstream = start_upstream(sup, configs.upstream_argv(upstream_port), upstream_port)
@@ -198,6 +204,10 @@ def _start(settings: Settings, sup: Supervisor, work: Path, vllm: configs.VllmAs
     go_file.touch()
     sup.finish(cost_proc, ROUTING_TIMEOUT_S)
     cost = routing_cost.from_json(json.loads(cost_path.read_text()))
+    log(f"conversation affinity (in-process, {settings.affinity_passes} timed pass(es) over the agent corpus, the gateways idle)")
+    affinity_go.touch()
+    sup.finish(affinity_proc, ROUTING_TIMEOUT_S)
+    aff = affinity.from_json(json.loads(affinity_path.read_text()))
 
     paths = [
         RequestPath("a", "direct to the fake upstream", upstream.url, configs.UPSTREAM_MODEL, process=upstream.name),
@@ -206,7 +216,7 @@ def _start(settings: Settings, sup: Supervisor, work: Path, vllm: configs.VllmAs
         RequestPath("d", "llm-router (1 worker), auto", router.url, "auto", router.team_key, process=router.name),
         RequestPath("f", "LiteLLM's app under llm-router's serving settings, no plugins, no auth", bare.url, configs.LOCAL_GROUP, process=bare.name),
     ]
-    return _Rig(upstream, stock, router, router2, bare, setup, setup2, paths), cost
+    return _Rig(upstream, stock, router, router2, bare, setup, setup2, paths), cost, aff
 
 
 def _cold_starts(settings: Settings, sup: Supervisor, rig: _Rig, with_vllm: bool, notes: list[str], log: Log) -> list[cold_start.ColdStartResult]:

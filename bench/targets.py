@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bench.affinity import COST_MAX_MS as AFFINITY_COST_MAX_MS
+
 if TYPE_CHECKING:
     from bench.suite import SuiteResult
 
@@ -73,6 +75,11 @@ def evaluate(r: SuiteResult) -> list[TargetResult]:
                          agreed.tier_share, 0.95, "share"))
     out.append(_at_most("routing_image_flat", f"image size doesn't change the decision cost (10 MB / 10 KB median <= {IMAGE_FLATNESS_MAX})",
                         cost.image_flatness, IMAGE_FLATNESS_MAX, "x"))
+    aff = r.affinity
+    out.append(_at_most("affinity_cost", f"conversation affinity adds <= {AFFINITY_COST_MAX_MS} ms to a decision (median on - off, "
+                        f"{aff.conversations} agent conversations)", aff.median_diff_ms, AFFINITY_COST_MAX_MS, "ms"))
+    out.append(_at_most("affinity_no_downward_switch", "with affinity on, no agent conversation switches down from complex or vision",
+                        float(aff.on.downward_switches), 0.0, "switches"))
     for m in r.memory:
         if m.key == "router":
             out.append(_at_most("memory_growth", f"gateway RSS after {m.after.requests:,} requests within 10% of idle",
