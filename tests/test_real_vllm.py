@@ -95,7 +95,7 @@ def test_an_anthropic_client_with_a_coding_agents_max_tokens_gets_smollm2s_answe
     config = shipped_config_copy(tmp_path, link_cpu_weights=True)
     with Gateway(config) as gw:  # no API keys, no GPU: auto's default is SmolLM2
         client = anthropic.Anthropic(base_url=gw.url, api_key="unused", max_retries=0, timeout=300)
-        raw = client.messages.with_raw_response.create(model="auto", max_tokens=32000, temperature=0,
+        raw = client.messages.with_raw_response.create(model="auto", max_tokens=32000, extra_body={"temperature": 0},
                                                        messages=[{"role": "user", "content": "What is the capital of France?"}])
         assert raw.headers["x-llm-router-model"] == "smollm2-135m-cpu"
         assert 0 < int(raw.headers["x-llm-router-max-tokens"]) < 2048
