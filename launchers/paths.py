@@ -28,7 +28,7 @@ class RuntimePaths:
     @property
     def config_lock(self) -> Path:
         """Every llm-router process using this state folder holds a shared lock on this file, which
-        names the config they serve: one config per state folder (launchers/owner.py, StateFolderClaim)."""
+        names the config they serve: one config per state folder (launchers/state_folder.py)."""
         return self.state_dir / "config.lock"
 
     @property

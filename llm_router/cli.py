@@ -328,10 +328,10 @@ def _runtime_paths(config: GatewayConfig):  # type: ignore[no-untyped-def]
 
 
 def _state_folder(config: GatewayConfig):  # type: ignore[no-untyped-def]
-    """This command's claim on its state folder (launchers/owner.py, StateFolderClaim). A folder that a
+    """This command's claim on its state folder (launchers/state_folder.py). A folder that a
     live llm-router uses for another config ends the command here, exit status 2, with one line
     naming the folder, that config and the fix."""
-    from launchers.owner import StateFolderClaim, StateFolderInUse
+    from launchers.state_folder import StateFolderClaim, StateFolderInUse
 
     try:
         return StateFolderClaim(_runtime_paths(config), config.path)

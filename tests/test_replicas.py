@@ -419,6 +419,44 @@ async def _load_while(fleet: Fleet, model: str, upstream: str, total: int, event
     return reports
 
 
+# Before the tests that kill Redis, a GPU host and a front: these need both fronts and Redis.
+# LiteLLM's scorer rates this COMPLEX; "thanks" alone rates SIMPLE.
+OPENING = "Design a scalable distributed architecture: analyze the algorithm, prove correctness, optimize performance, and compare trade-offs"
+
+
+def _conversation(opening: str, follow_up: str | None = None) -> dict:
+    messages = [{"role": "user", "content": opening}]
+    if follow_up is not None:
+        messages += [{"role": "assistant", "content": "ok"}, {"role": "user", "content": follow_up}]
+    return {"model": "auto", "messages": messages}
+
+
+@pytest.mark.slow
+def test_a_conversation_escalated_on_one_replica_keeps_its_tier_on_the_other(fleet):
+    opening = f"{OPENING} (replicas)"
+    first = fleet.fronts[0].post("/v1/chat/completions", _conversation(opening), key=MASTER)
+    assert (first.headers["x-llm-router-reason"], first.headers["x-llm-router-model"]) == ("complex", "gpt-4o")
+    follow_up = _conversation(opening, "thanks")
+    wait_until(lambda: fleet.fronts[1].post("/v1/router/explain", follow_up, key=MASTER).json()["reason"] == "affinity", 10,
+               "the other replica to learn the conversation's tier through Redis")
+    second = fleet.fronts[1].post("/v1/chat/completions", follow_up, key=MASTER)
+    assert (second.headers["x-llm-router-reason"], second.headers["x-llm-router-model"]) == ("affinity", "gpt-4o")
+
+
+@pytest.mark.slow
+def test_redis_holds_conversation_hashes_never_prompt_text(fleet):
+    marker = "zebra-SENTINEL-affinity-text"
+    fleet.fronts[0].post("/v1/chat/completions", _conversation(f"{OPENING} {marker}"), key=MASTER)
+    client = fleet.redis.client()
+    wait_until(lambda: client.zcard("llm-router:conversation-tiers") > 0, 10, "the tier to reach Redis")
+    for key in client.scan_iter():
+        kind = client.type(key).decode()
+        values = {"zset": lambda: client.zrange(key, 0, -1), "hash": lambda: list(client.hgetall(key).items()),
+                  "string": lambda: [client.get(key)], "list": lambda: client.lrange(key, 0, -1), "set": lambda: list(client.smembers(key))}
+        dumped = repr(values.get(kind, lambda: [])())
+        assert marker not in dumped and "architecture" not in dumped, key
+
+
 @pytest.mark.slow
 def test_redis_killed_mid_load_loses_and_hangs_nothing_and_service_recovers(fleet):
     outage_key = fleet.add_key(0, "outage", "--rpm", "4")
@@ -458,40 +496,3 @@ def test_a_replica_killed_mid_load_fails_its_requests_in_flight_visibly_and_the_
     assert (killed.hung, killed.unclear_failures, killed.truncated_as_success) == (0, 0, 0), killed.summary()
     assert killed.clear_errors >= 1 and killed.complete + killed.clear_errors == killed.sent, killed.summary()
     assert survivor.complete == survivor.sent, survivor.summary()
-
-
-# LiteLLM's scorer rates this COMPLEX; "thanks" alone rates SIMPLE.
-OPENING = "Design a scalable distributed architecture: analyze the algorithm, prove correctness, optimize performance, and compare trade-offs"
-
-
-def _conversation(opening: str, follow_up: str | None = None) -> dict:
-    messages = [{"role": "user", "content": opening}]
-    if follow_up is not None:
-        messages += [{"role": "assistant", "content": "ok"}, {"role": "user", "content": follow_up}]
-    return {"model": "auto", "messages": messages}
-
-
-@pytest.mark.slow
-def test_a_conversation_escalated_on_one_replica_keeps_its_tier_on_the_other(fleet):
-    opening = f"{OPENING} (replicas)"
-    first = fleet.fronts[0].post("/v1/chat/completions", _conversation(opening), key=MASTER)
-    assert (first.headers["x-llm-router-reason"], first.headers["x-llm-router-model"]) == ("complex", "gpt-4o")
-    follow_up = _conversation(opening, "thanks")
-    wait_until(lambda: fleet.fronts[1].post("/v1/router/explain", follow_up, key=MASTER).json()["reason"] == "affinity", 10,
-               "the other replica to learn the conversation's tier through Redis")
-    second = fleet.fronts[1].post("/v1/chat/completions", follow_up, key=MASTER)
-    assert (second.headers["x-llm-router-reason"], second.headers["x-llm-router-model"]) == ("affinity", "gpt-4o")
-
-
-@pytest.mark.slow
-def test_redis_holds_conversation_hashes_never_prompt_text(fleet):
-    marker = "zebra-SENTINEL-affinity-text"
-    fleet.fronts[0].post("/v1/chat/completions", _conversation(f"{OPENING} {marker}"), key=MASTER)
-    client = fleet.redis.client()
-    wait_until(lambda: client.zcard("llm-router:conversation-tiers") > 0, 10, "the tier to reach Redis")
-    for key in client.scan_iter():
-        kind = client.type(key).decode()
-        values = {"zset": lambda: client.zrange(key, 0, -1), "hash": lambda: list(client.hgetall(key).items()),
-                  "string": lambda: [client.get(key)], "list": lambda: client.lrange(key, 0, -1), "set": lambda: list(client.smembers(key))}
-        dumped = repr(values.get(kind, lambda: [])())
-        assert marker not in dumped and "architecture" not in dumped, key

@@ -18,7 +18,7 @@ from textwrap import dedent
 import httpx
 import pytest
 
-from launchers.owner import StateFolderClaim, StateFolderInUse
+from launchers.state_folder import StateFolderClaim, StateFolderInUse
 from launchers.paths import RuntimePaths
 from tests.support.configs import core_config
 from tests.support.gateway import Gateway, fake_server_spec, free_port
