@@ -7,8 +7,9 @@
 - `async_pre_call_deployment_hook` (every attempt, fallback hops and every route included): the
   key's allowlist for this deployment; a hop that can't serve fails over without an HTTP call
   and without a retry (a local model whose window can't hold the input among them); lower the
-  output the request reserves to what that window leaves; make sure a local deployment's server is running (asking the machine's
-  owner, which leases it to this request).
+  output the request reserves to what that window leaves; make sure a local deployment's server
+  is running (asking the machine's owner, which leases it to this request).
+- `async_post_call_success_hook`: a Responses answer's id keeps its turn's tier (affinity).
 - failure/success events: release the lease, remember why each attempt failed, have the owner
   check a local server that failed a request.
 - `async_post_call_failure_hook`: one clear 502/503 (or 403) naming every backend tried.

@@ -77,8 +77,10 @@ def reserved_output(body: dict[str, Any]) -> int | None:
 
 def fit(body: dict[str, Any], window: int | None, count_model: str) -> OutputBudget | None:
     """The request's output budget in a model with this window; None when it reserves none or the window is unknown."""
+    if window is None:
+        return None
     requested = reserved_output(body)
-    if requested is None or window is None:
+    if requested is None:
         return None
     pieces: list[str] = []
     items = _collect([body.get(f) for f in _PROMPT_FIELDS], pieces)
