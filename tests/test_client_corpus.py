@@ -18,10 +18,8 @@ from router_plugins.client_dialects import fold_system_turns
 from router_plugins.routes import classify
 from router_plugins.validation import parse_body
 from tests.clients.record import CORPUS_DIR
-from tests.fakes.cloud import FakeCloud
 from tests.support.answers import errors_in, is_complete
-from tests.support.configs import CLIENTS_TEAM_KEY, clients_config
-from tests.support.gateway import Gateway
+from tests.support.configs import CLIENTS_TEAM_KEY, clients_gateway
 
 CORPUS = {path.stem: json.loads(path.read_text()) for path in sorted(CORPUS_DIR.glob("*.json"))}
 CALLS = [pytest.param(client, i, id=f"{client}-{i}") for client, calls in CORPUS.items() for i in range(len(calls))]
@@ -34,11 +32,8 @@ def _call(client: str, index: int) -> dict:
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
-    with FakeCloud() as cloud:
-        config = clients_config(tmp_path_factory.mktemp("corpus"), cloud.url)
-        env = {"OPENAI_API_KEY": "sk-test-corpus-0001", "ANTHROPIC_API_KEY": "sk-ant-test-corpus-0001", "LLM_ROUTER_MASTER_KEY": "sk-master-corpus"}
-        with Gateway(config, env) as gw:
-            yield gw
+    with clients_gateway(tmp_path_factory.mktemp("corpus")) as (gw, _):
+        yield gw
 
 
 def test_the_corpus_holds_every_client_the_readme_names():

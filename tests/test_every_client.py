@@ -38,7 +38,7 @@ TOOLS_ANTHROPIC = [{"name": "weather", "description": "Weather in a city",
 
 
 def _local_specs(tmp) -> dict[str, int]:
-    """Launch specs for the three local groups, each recording what it receives (see _received); their ports."""
+    """Launch specs for the three local groups, each recording what it receives (see Gateway.received); their ports."""
     (tmp / "models").mkdir(exist_ok=True)
     ports = {}
     for name, (served, extra) in LOCAL.items():
@@ -98,15 +98,9 @@ def _an(gw: Gateway, key: str = MASTER) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=60)
 
 
-def _received(gw: Gateway, group: str) -> list[dict]:
-    """The bodies a local group's fake server received (its spec runs it with --record-requests)."""
-    path = gw.config.parent / f"{group}.requests.jsonl"
-    return [json.loads(line)["body"] for line in path.read_text().splitlines()] if path.exists() else []
-
-
 def _upstream_bodies(gw: Gateway, cloud: FakeCloud, marker: str) -> list[dict]:
     """Every body any upstream, cloud or local, received that carries `marker`."""
-    bodies = [r.body for r in cloud.requests] + [b for group in LOCAL for b in _received(gw, group)]
+    bodies = [r.body for r in cloud.requests] + [b for group in LOCAL for b in gw.received(group)]
     return [b for b in bodies if marker in json.dumps(b)]
 
 
@@ -236,12 +230,12 @@ BY_URL = {
 def test_an_image_by_url_never_reaches_a_local_server(setup, api):
     # A local vLLM would fetch the URL from this machine: the request goes where the provider fetches it.
     gw, _ = setup
-    before = len(_received(gw, "local-vision"))
+    before = len(gw.received("local-vision"))
     _, headers, _ = APIS[api](gw, "auto", "", **BY_URL[api])
     assert (headers["x-llm-router-reason"], headers["x-litellm-model-group"]) == ("vision", "gpt-4o")
     with pytest.raises(REFUSED[api], match="send them inline as base64"):
         APIS[api](gw, "local-vision", "", **BY_URL[api])
-    assert len(_received(gw, "local-vision")) == before
+    assert len(gw.received("local-vision")) == before
 
 
 @pytest.mark.parametrize("query,body,explained", [
@@ -357,7 +351,7 @@ def test_a_fallback_hop_that_cannot_call_tools_is_skipped(setup, api):
     _, headers, calls = APIS[api](gw, "flaky", f"weather? {marker}", tools=TOOLS[api])
     assert headers["x-litellm-model-group"] == "gpt-4o"  # flaky's chain is local-plain, then gpt-4o
     assert _called(calls) == ["weather"]
-    assert not [b for b in _received(gw, "local-plain") if marker in json.dumps(b)]
+    assert not [b for b in gw.received("local-plain") if marker in json.dumps(b)]
 
 
 @pytest.mark.parametrize("api", APIS)

@@ -17,9 +17,8 @@ import pytest
 
 from router_plugins import output_budget
 from router_plugins.hooks import OUTPUT_BUDGET_HEADER
-from tests.fakes.cloud import FakeCloud
 from tests.support.answers import errors_in, is_complete
-from tests.support.configs import CLIENTS_TEAM_KEY, clients_config
+from tests.support.configs import CLIENTS_TEAM_KEY, clients_gateway
 from tests.support.gateway import Gateway
 
 WINDOW = 2048
@@ -34,11 +33,8 @@ APIS = {
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
-    with FakeCloud() as cloud:
-        config = clients_config(tmp_path_factory.mktemp("budget"), cloud.url)
-        env = {"OPENAI_API_KEY": "sk-test-budget-0001", "ANTHROPIC_API_KEY": "sk-ant-test-budget-0001", "LLM_ROUTER_MASTER_KEY": "sk-master-budget"}
-        with Gateway(config, env) as gw:
-            yield gw
+    with clients_gateway(tmp_path_factory.mktemp("budget")) as (gw, _):
+        yield gw
 
 
 def _send(gw: Gateway, path: str, body: dict) -> tuple[httpx.Response, str]:
@@ -48,8 +44,7 @@ def _send(gw: Gateway, path: str, body: dict) -> tuple[httpx.Response, str]:
 
 
 def _local_body(gw: Gateway, marker: str) -> dict:
-    lines = (gw.config.parent / "local-text.requests.jsonl").read_text().splitlines()
-    (body,) = [json.loads(line)["body"] for line in lines if marker in line]
+    (body,) = [b for b in gw.received("local-text") if marker in json.dumps(b)]
     return body
 
 

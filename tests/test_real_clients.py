@@ -17,7 +17,7 @@ import pytest
 
 from tests.clients.agents import CLI_CLIENTS, SDK_CLIENTS, ClaudeCode, Codex, Endpoint
 from tests.fakes.cloud import FakeCloud
-from tests.support.configs import CLIENTS_TEAM_KEY, clients_config
+from tests.support.configs import CLIENTS_TEAM_KEY, clients_gateway
 from tests.support.gateway import Gateway
 
 pytestmark = pytest.mark.slow
@@ -31,26 +31,17 @@ SDK_MODELS = [pytest.param("auto", LOCAL, id="auto"), pytest.param("local-text",
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    with FakeCloud() as cloud:
-        config = clients_config(tmp_path_factory.mktemp("real-clients"), cloud.url)
-        env = {"OPENAI_API_KEY": "sk-test-real-clients-0001", "ANTHROPIC_API_KEY": "sk-ant-test-real-clients-0001",
-               "LLM_ROUTER_MASTER_KEY": "sk-master-real-clients"}
-        with Gateway(config, env) as gw:
-            yield gw, cloud
+    with clients_gateway(tmp_path_factory.mktemp("real-clients")) as (gw, cloud):
+        yield gw, cloud
 
 
 def _endpoint(gw: Gateway, model: str) -> Endpoint:
     return Endpoint(gw.url, CLIENTS_TEAM_KEY, model)
 
 
-def _local_bodies(gw: Gateway) -> list[dict]:
-    path = gw.config.parent / "local-text.requests.jsonl"
-    return [json.loads(line)["body"] for line in path.read_text().splitlines()] if path.exists() else []
-
-
 def _bodies_with(gw: Gateway, cloud: FakeCloud, marker: str) -> list[dict]:
     """Every body an upstream (cloud or local) received that carries `marker`."""
-    return [b for b in [r.body for r in cloud.requests] + _local_bodies(gw) if marker in json.dumps(b)]
+    return [b for b in [r.body for r in cloud.requests] + gw.received("local-text") if marker in json.dumps(b)]
 
 
 # ---- the Python SDKs: OpenAI Agents SDK (Responses), LangChain ChatOpenAI (chat) and ChatAnthropic (Messages)
@@ -99,7 +90,7 @@ def test_langchain_anthropics_large_max_tokens_is_lowered_to_fit_the_local_windo
     gw, _ = setup
     answer = SDK_CLIENTS["langchain-anthropic"]().ask(_endpoint(gw, "auto"), "How big is the window?")
     assert answer.text.startswith(LOCAL)
-    (upstream,) = [b for b in _local_bodies(gw) if "How big is the window?" in json.dumps(b)]
+    (upstream,) = [b for b in gw.received("local-text") if "How big is the window?" in json.dumps(b)]
     assert 0 < upstream["max_tokens"] < 2048 < 4096, "LangChain sent 4,096; the local window holds 2,048 in all"
 
 

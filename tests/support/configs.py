@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from textwrap import dedent
 
-from tests.support.gateway import REPO, closed_port, fake_server_spec, free_port
+from tests.fakes.cloud import FakeCloud
+from tests.support.gateway import REPO, Gateway, closed_port, fake_server_spec, free_port
 
 _CPU_MODEL = "smollm2-135m-cpu"
 _CPU_MODEL_SHIPPED_PORT = "8003"
@@ -140,3 +143,13 @@ def clients_config(tmp: Path, cloud_url: str) -> Path:
         llm_router: {{state_dir: run, log_dir: logs, keys_file: keys.yaml}}
     """))
     return path
+
+
+@contextmanager
+def clients_gateway(tmp: Path) -> Iterator[tuple[Gateway, FakeCloud]]:
+    """A gateway on clients_config, with a master key and both providers' keys, and its fake cloud."""
+    with FakeCloud() as cloud:
+        env = {"OPENAI_API_KEY": "sk-test-clients-cfg-0001", "ANTHROPIC_API_KEY": "sk-ant-test-clients-cfg-0001",
+               "LLM_ROUTER_MASTER_KEY": "sk-master-clients-cfg"}
+        with Gateway(clients_config(tmp, cloud.url), env) as gw:
+            yield gw, cloud

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -84,6 +85,12 @@ class Gateway:
     def get(self, path: str, key: str | None = None) -> httpx.Response:
         headers = {"authorization": f"Bearer {key}"} if key else {}
         return httpx.get(self.url + path, headers=headers, timeout=30)
+
+    def received(self, group: str) -> list[dict]:
+        """The bodies a local group's fake server received, when its spec records them
+        (`--record-requests <config folder>/<group>.requests.jsonl`)."""
+        path = self.config.parent / f"{group}.requests.jsonl"
+        return [json.loads(line)["body"] for line in path.read_text().splitlines()] if path.exists() else []
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
