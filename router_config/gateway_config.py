@@ -38,9 +38,13 @@ class _Strict(BaseModel):
 
 class ComplexityRules(_Strict):
     max_chars: int = Field(2000, gt=0)
-    """A prompt longer than this many characters is complex (the original router's rule)."""
-    tiers: tuple[str, ...] = ("COMPLEX", "REASONING")
-    """LiteLLM complexity-scorer tiers that count as complex."""
+    """Text longer than this many characters is complex (the original router's rule)."""
+    length_of: Literal["user", "prompt"] = "user"
+    """What max_chars measures: `user`, the user's own words (the text the difficulty score reads, so an
+    agent's long system prompt and tool definitions don't make every turn complex), or `prompt`, every turn
+    and the system prompt (the original rule)."""
+    tiers: tuple[str, ...] = ()
+    """LiteLLM complexity-scorer tiers that count as complex; none by default (the difficulty score decides)."""
 
     @field_validator("tiers")
     @classmethod
@@ -49,6 +53,29 @@ class ComplexityRules(_Strict):
         if unknown:
             raise ValueError(f"unknown tier(s) {unknown}; use some of {list(COMPLEXITY_TIERS)}")
         return tiers
+
+
+DEFAULT_STRONG_SHARE = 0.25
+
+
+class DifficultySetting(_Strict):
+    """When a text request's difficulty score sends it to `routing.complex`: at or above `threshold`, or at the
+    threshold that sends about `share` of requests there. One of the two; neither means share 0.25."""
+
+    threshold: float | None = Field(None, ge=0, le=1)
+    share: float | None = Field(None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_knob(self) -> DifficultySetting:
+        if self.threshold is not None and self.share is not None:
+            raise ValueError("set either threshold or share, not both (share is turned into a threshold; "
+                             "`llm-router calibrate --share S` prints the threshold for your traffic)")
+        return self
+
+    @property
+    def strong_share(self) -> float:
+        """The share asked for, where no threshold is set."""
+        return DEFAULT_STRONG_SHARE if self.share is None else self.share
 
 
 class AffinitySettings(_Strict):
@@ -77,6 +104,7 @@ class RoutingRules(_Strict):
     complex: tuple[str, ...]
     default: tuple[str, ...]
     complexity: ComplexityRules = ComplexityRules()
+    difficulty: DifficultySetting = DifficultySetting()
     affinity: AffinitySettings = AffinitySettings()
     """On by default: an agent's task stays with the model tier that took it on."""
 

@@ -14,11 +14,18 @@ PDFs mostly) are neither images nor text we can read without decoding them, so t
 signal: they never send a request to vision and add nothing to its length. A `document` whose
 source is plain text (`text`, or `content` blocks) is read like any text. Any JSON value is
 accepted; what doesn't fit a shape is skipped.
+
+**The user's own words** are what the difficulty score reads: the text of user turns, less tool
+results (Messages `tool_result` blocks) and less the context a client wraps in a tag of its own
+and sends as a user turn or text part of one (Claude Code's `<system-reminder>...</system-reminder>`,
+Codex's `<environment_context>...</environment_context>`): what a person typed, not what an agent
+attached.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +38,7 @@ class Shape(str, enum.Enum):
 
 _IMAGE_PARTS = frozenset({"image_url", "input_image", "image"})
 _TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
+_OPENING_TAG = re.compile(r"<([A-Za-z][\w.:-]{0,63})[\s>/]")
 
 
 @dataclass(frozen=True)
@@ -43,10 +51,29 @@ class Conversation:
     """The request offers tools: only a model that can call them may serve it."""
     remote_media: bool = False
     """An image or file is given by URL: whoever serves the request fetches it."""
+    first_user_words: str = ""
+    last_user_words: str = ""
+    """The user's own words in the first and the last user turn that has any (see the module's docstring)."""
+    user_word_turns: int = 0
+    """How many user turns have words of the user's own."""
 
     @property
     def chars(self) -> int:
         return sum(len(text) for _, text in self.turns)
+
+    @property
+    def user_chars(self) -> int:
+        """The length of the user's words: the last turn's, and the first one's where that is another turn."""
+        if self.user_word_turns <= 1:
+            return len(self.last_user_words)
+        return len(self.first_user_words) + len(self.last_user_words)
+
+    def user_words(self, limit: int) -> str:
+        """What the difficulty score reads, at most `limit` characters: the last turn's words, after the first's
+        where that is another turn (half the room each)."""
+        if self.user_word_turns <= 1:
+            return self.last_user_words[:limit]
+        return self.first_user_words[:limit // 2] + "\n" + self.last_user_words[:limit - limit // 2]
 
     def utf8_size(self) -> int:
         return sum(len(text.encode("utf-8", "surrogatepass")) for _, text in self.turns)
@@ -71,7 +98,8 @@ def read(body: dict[str, Any], shape: Shape) -> Conversation:
         reader.turn("system", body.get("system"))
         for message in _items(body.get("messages")):
             reader.turn(_role(message), message.get("content") if isinstance(message, dict) else None)
-    return Conversation(tuple(reader.turns), reader.images, reader.last_user_text, offers_tools(body, shape), reader.remote_media)
+    return Conversation(tuple(reader.turns), reader.images, reader.last_user_text, offers_tools(body, shape), reader.remote_media,
+                        reader.first_user_words, reader.last_user_words, reader.user_word_turns)
 
 
 def offers_tools(body: dict[str, Any], shape: Shape) -> bool:
@@ -85,20 +113,32 @@ class _Reader:
         self.images = 0
         self.last_user_text = ""
         self.remote_media = False
+        self.first_user_words = ""
+        self.last_user_words = ""
+        self.user_word_turns = 0
 
     def turn(self, role: str, content: Any) -> None:
         texts: list[str] = []
-        self._collect(content, texts)
+        words: list[str] | None = [] if role == "user" else None
+        self._collect(content, texts, words=words)
         if not texts and content is None:
             return
         text = "".join(texts)
         self.turns.append((role, text))
         if role == "user":
             self.last_user_text = text
+            if words:
+                self.last_user_words = "\n".join(words)
+                self.user_word_turns += 1
+                if self.user_word_turns == 1:
+                    self.first_user_words = self.last_user_words
 
-    def _collect(self, content: Any, texts: list[str], depth: int = 0) -> None:
+    def _collect(self, content: Any, texts: list[str], depth: int = 0, words: list[str] | None = None) -> None:
+        """Append the text of `content` to `texts`, and what of it is the user's own words to `words` (when given)."""
         if isinstance(content, str):
             texts.append(content)
+            if words is not None and not _client_context(content):
+                words.append(content)
             return
         if depth > 2:
             return
@@ -113,6 +153,8 @@ class _Reader:
                 self.images += 1
             elif kind in _TEXT_PARTS and isinstance(part.get("text"), str):
                 texts.append(part["text"])
+                if words is not None and not _client_context(part["text"]):
+                    words.append(part["text"])
             elif kind == "tool_result":
                 self._collect(part.get("content"), texts, depth + 1)
             elif kind == "document" and isinstance(part.get("source"), dict):
@@ -121,6 +163,17 @@ class _Reader:
                     texts.append(source["data"])
                 elif source.get("type") == "content":
                     self._collect(source.get("content"), texts, depth + 1)
+
+
+def _client_context(text: str) -> bool:
+    """Whether a text is context a client wrapped in a tag of its own (`<name ...>...</name>`), not typed words.
+
+    Looks only at the ends: a pasted megabyte costs the same as a line."""
+    head = text[:80].lstrip()
+    if not head.startswith("<"):
+        return False
+    opening = _OPENING_TAG.match(head)
+    return opening is not None and text[-200:].rstrip().endswith(f"</{opening.group(1)}>")
 
 
 def _by_url(part: dict[str, Any]) -> bool:

@@ -1,9 +1,13 @@
 """Content-aware routing: which model group a request goes to, and why, on all three APIs.
 
-The decision never decodes or fetches an image and never calls a backend, and its cost is
-bounded whatever the prompt size (router_plugins/signals.py). A request that offers tools goes
-only to a group that can call them; an explicit name is never rerouted. A later turn of a
-conversation `auto` escalated goes to at least the tier remembered for it (router_plugins/affinity.py).
+For `auto`: images go to `routing.vision`; a prompt longer than the default group's window, or
+user's words longer than `max_chars`, to `routing.complex`; so does a text request whose
+difficulty score (router_plugins/difficulty.py) is at or above the threshold (the key's own, or
+`routing.difficulty`); the rest to `routing.default`. The decision never decodes or fetches an
+image and never calls a backend, and its cost is bounded whatever the prompt size
+(router_plugins/signals.py). A request that offers tools goes only to a group that can call
+them; an explicit name is never rerouted. A later turn of a conversation `auto` escalated goes to
+at least the tier remembered for it (router_plugins/affinity.py).
 """
 
 from __future__ import annotations
@@ -12,15 +16,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from router_config.gateway_config import TRIGGER_DEFAULT, GatewayConfig
+from router_config.gateway_config import TRIGGER_DEFAULT, DifficultySetting, GatewayConfig
 from router_plugins import output_budget
 from router_plugins.access import FORBIDDEN
 from router_plugins.affinity import ConversationKey, ConversationTiers, Tier, conversation_key, higher
 from router_plugins.capabilities import group_capabilities
 from router_plugins.conversation import Conversation, Shape, offers_tools, read
+from router_plugins.difficulty import DifficultyScorer, shipped_scorer
 from router_plugins.errors import ApiError
 from router_plugins.output_budget import OutputBudget
-from router_plugins.signals import SignalReader, Signals
+from router_plugins.signals import SignalReader, Signals, litellm_tiers
 
 Reason = Literal["explicit", "vision", "context", "complex", "default", "affinity"]
 _TIER_OF: dict[str, Tier] = {"vision": "vision", "context": "complex", "complex": "complex", "default": "default"}
@@ -72,7 +77,21 @@ class ContentRouter:
         self._rules = config.routing
         self._capabilities = group_capabilities(config)
         self._triggers = frozenset(config.routing.trigger_models if config.routing else TRIGGER_DEFAULT)
-        self.reader = SignalReader(config.routing.complexity.max_chars, self._count_model()) if config.routing else None
+        self.scorer: DifficultyScorer = shipped_scorer()
+        self.reader = None
+        self.threshold = 0.0
+        if config.routing is not None:
+            rules = config.routing.complexity
+            self.reader = SignalReader(rules.max_chars, rules.length_of, self._count_model(), self.scorer,
+                                       litellm_tiers() if rules.tiers else None)
+            self.threshold = self.threshold_for(config.routing.difficulty)
+
+    def threshold_for(self, setting: DifficultySetting) -> float:
+        """The difficulty threshold a setting asks for: its own, or the one that sends its share of the
+        difficulty model's reference prompts to the strong model."""
+        if setting.threshold is not None:
+            return setting.threshold
+        return self.scorer.model.threshold_for_share(setting.strong_share)
 
     @property
     def trigger_names(self) -> tuple[str, ...]:
@@ -94,12 +113,13 @@ class ContentRouter:
         return None
 
     def decide(self, body: dict[str, Any], shape: Shape, availability: Availability,
-               tiers: ConversationTiers | None = None, headers: Mapping[str, str] | None = None) -> RoutingDecision:
+               tiers: ConversationTiers | None = None, headers: Mapping[str, str] | None = None,
+               difficulty: DifficultySetting | None = None) -> RoutingDecision:
         """Raise a 4xx ApiError when no group may take the request.
 
         tiers: the conversations this process remembers, for affinity (read only: the caller
         remembers the decision once the request is on its way). headers: the request's, for a
-        session id."""
+        session id. difficulty: the calling key's own setting, in place of the config's."""
         requested = body.get("model")
         if not self.is_content_routed(requested):
             group = self._config.resolve(str(requested))
@@ -117,7 +137,8 @@ class ContentRouter:
         conversation = read(body, shape)
         window = self.window(availability)
         assert self.reader is not None
-        signals = self.reader.read(conversation, window)
+        threshold = self.threshold if difficulty is None else self.threshold_for(difficulty)
+        signals = self.reader.read(conversation, window, threshold)
         reason: Reason = self.reason(signals, window)
         tier = _TIER_OF[reason]
         key = remembered = None
@@ -146,7 +167,11 @@ class ContentRouter:
             return "vision"
         if window is not None and s.tokens > window:
             return "context"
-        if s.chars > self._rules.complexity.max_chars or s.complexity_tier in self._rules.complexity.tiers:
+        rules = self._rules.complexity
+        length = s.user_chars if rules.length_of == "user" else s.chars
+        if length > rules.max_chars or s.complexity_tier in rules.tiers:
+            return "complex"
+        if s.difficulty is not None and s.difficulty_threshold is not None and s.difficulty >= s.difficulty_threshold:
             return "complex"
         return "default"
 
