@@ -98,7 +98,11 @@ class AffinityResult:
 
 
 def gateways(config_path: str | Path) -> tuple[Gateway, Gateway]:
-    """Two in-process gateways for the config: affinity as configured (on), and `routing.affinity: false`."""
+    """Two in-process gateways for the config: affinity as configured (on), and `routing.affinity: false`.
+
+    Both route each turn by LiteLLM's keyword tiers, the difficulty score held off: the corpus's kinds
+    are defined by those tiers (bench/agent_corpus.py), and what is measured is switching, not which
+    turns are hard."""
     os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     from router_config.gateway_config import load_config
@@ -106,11 +110,15 @@ def gateways(config_path: str | Path) -> tuple[Gateway, Gateway]:
 
     path = Path(config_path)
     config = yaml.safe_load(path.read_text())
-    config["routing"]["affinity"] = False
-    # Beside the original: relative paths in it (launch specs, state) resolve the same.
-    off = path.with_name(path.stem + ".affinity-off" + path.suffix)
-    off.write_text(yaml.safe_dump(config, sort_keys=False))
-    on_gw, off_gw = Gateway(load_config(path)), Gateway(load_config(off))
+    config["routing"]["complexity"] = {**config["routing"].get("complexity", {}), "tiers": ["COMPLEX", "REASONING"]}
+    config["routing"]["difficulty"] = {"threshold": 1.0}
+    found = []
+    for mode, affinity in (("on", config["routing"].get("affinity", True)), ("off", False)):
+        # Beside the original: relative paths in it (launch specs, state) resolve the same.
+        variant = path.with_name(f"{path.stem}.affinity-{mode}{path.suffix}")
+        variant.write_text(yaml.safe_dump({**config, "routing": {**config["routing"], "affinity": affinity}}, sort_keys=False))
+        found.append(Gateway(load_config(variant)))
+    on_gw, off_gw = found
     assert on_gw.config.routing and on_gw.config.routing.affinity.enabled, "the bench config must have affinity on"
     return on_gw, off_gw
 

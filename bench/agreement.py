@@ -1,10 +1,10 @@
 """How often the bounded `auto` decision agrees with full scoring, over the fixed corpus (bench/corpus.py).
 
-Full scoring is what the decision did before its cost was bounded: LiteLLM's exact token count of
-every turn and its complexity scorer on the whole last user turn, for conversations up to
-`max_chars` (beyond, both estimate the tokens from the UTF-8 size and the length rule decides).
-Both run on one config whose default group has the shipped CPU model's 1,536-token window, so the
-context reason is in play, with every group available.
+Full scoring is the decision without its bounds: LiteLLM's exact token count of every turn of a
+prompt up to `max_chars`, and the difficulty score on all of the user's words (the bounded decision
+reads their first `SCORED_CHARS` characters, half from the first user turn and half from the last
+in a longer conversation). Both run on one config whose default group has the shipped CPU model's
+1,536-token window, so the context reason is in play, with every group available.
 """
 
 from __future__ import annotations
@@ -41,24 +41,25 @@ class AgreementResult:
     conversations: int
     reasons_agree: int
     reason_share: float
-    rated: int
-    """Conversations whose route the tier can decide: no image, up to max_chars."""
-    tiers_agree: int
-    tier_share: float
+    scored: int
+    """Conversations whose route the difficulty score decides: no image, the user's words within max_chars."""
+    sides_agree: int
+    """Of those, the ones whose bounded score falls on the same side of the threshold as the full one."""
+    side_share: float
     scored_chars: int
-    """How much of the last user turn the bounded decision scores (router_plugins.signals.SCORED_CHARS)."""
+    """How much of the user's words the bounded decision scores (router_plugins.difficulty.SCORED_CHARS)."""
     head_only: int
-    """Rated conversations whose last user turn is longer than that."""
-    head_only_tiers_agree: int
+    """Scored conversations whose user's words the bounded decision doesn't read whole."""
+    head_only_sides_agree: int
     reasons_full: dict[str, int]
     """How full scoring routes the corpus."""
-    tier_changes: dict[str, int]
-    """'full -> bounded' tier pairs where they differ, most frequent first."""
+    side_changes: dict[str, int]
+    """'full -> bounded' reasons where the two sides differ, most frequent first."""
 
 
 def measure(size: int = corpus.SIZE) -> AgreementResult:
     from router_plugins.conversation import Shape, read
-    from router_plugins.signals import SCORED_CHARS
+    from router_plugins.difficulty import SCORED_CHARS
 
     router = windowed_router()
     reader = router.reader
@@ -66,37 +67,41 @@ def measure(size: int = corpus.SIZE) -> AgreementResult:
     window = router.window(lambda group: None)
     reasons: Counter[str] = Counter()
     changes: Counter[str] = Counter()
-    agree = rated = tiers_agree = head_only = head_only_agree = 0
+    agree = scored = sides_agree = head_only = head_only_agree = 0
     for body in corpus.conversations(size):
         conversation = read(body, Shape.CHAT)
-        full, bounded = full_signals(reader, conversation), reader.read(conversation, window)
-        reason = router.reason(full, window)
+        full, bounded = full_signals(reader, conversation, router.threshold), reader.read(conversation, window, router.threshold)
+        reason, bounded_reason = router.reason(full, window), router.reason(bounded, window)
         reasons[reason] += 1
-        agree += reason == router.reason(bounded, window)
-        if full.complexity_tier is None or conversation.images:
+        agree += reason == bounded_reason
+        if full.difficulty is None or bounded.difficulty is None:
             continue
-        same = full.complexity_tier == bounded.complexity_tier
-        rated += 1
-        tiers_agree += same
-        if len(conversation.last_user_text) > SCORED_CHARS:
+        same = (full.difficulty >= router.threshold) == (bounded.difficulty >= router.threshold)
+        scored += 1
+        sides_agree += same
+        if len(conversation.user_words(SCORED_CHARS)) < len(conversation.user_words(conversation.user_chars + 1)):
             head_only += 1
             head_only_agree += same
         if not same:
-            changes[f"{full.complexity_tier} -> {bounded.complexity_tier}"] += 1
-    return AgreementResult(size, agree, agree / size, rated, tiers_agree, tiers_agree / rated if rated else float("nan"),
+            changes[f"{reason} -> {bounded_reason}"] += 1
+    return AgreementResult(size, agree, agree / size, scored, sides_agree, sides_agree / scored if scored else float("nan"),
                            SCORED_CHARS, head_only, head_only_agree, dict(reasons.most_common()), dict(changes.most_common()))
 
 
-def full_signals(reader: SignalReader, conversation: Conversation) -> Signals:
-    """The signals as the decision read them before its cost was bounded."""
+def full_signals(reader: SignalReader, conversation: Conversation, threshold: float) -> Signals:
+    """The signals without the decision's bounds: every token counted up to max_chars, and all of the user's words scored."""
     from router_plugins.signals import Signals, count_tokens, estimate_tokens
 
-    chars = conversation.chars
-    if chars > reader.max_chars:
-        return Signals(chars, estimate_tokens(conversation), True, conversation.images, None, None, 0)
-    tier, score, _ = reader.scorer.classify(conversation.last_user_text)
-    return Signals(chars, count_tokens(reader.count_model, conversation), False, conversation.images, str(tier.value),
-                   round(float(score), 4), len(conversation.last_user_text))
+    chars, user_chars = conversation.chars, conversation.user_chars
+    if conversation.images:
+        return Signals(chars, user_chars, estimate_tokens(conversation), True, conversation.images, None, None)
+    exact = chars <= reader.max_chars
+    tokens = count_tokens(reader.count_model, conversation) if exact else estimate_tokens(conversation)
+    if reader.length(conversation) > reader.max_chars:
+        return Signals(chars, user_chars, tokens, not exact, 0, None, None)
+    words = conversation.user_words(user_chars + 1)
+    whole = reader.scorer.score(words, limit=len(words))
+    return Signals(chars, user_chars, tokens, not exact, 0, round(whole, 4), round(threshold, 4))
 
 
 def windowed_router() -> ContentRouter:

@@ -104,9 +104,10 @@ def agreement_table(r: SuiteResult) -> str:
     a = r.routing_cost.agreement
     rows = [
         ["reason (vision, context, complex, default)", "every conversation", f"{a.reasons_agree:,} of {a.conversations:,}", _pct(a.reason_share)],
-        ["complexity tier", "those the tier can route: no image, up to max_chars", f"{a.tiers_agree:,} of {a.rated:,}", _pct(a.tier_share)],
-        ["complexity tier", f"of those, the ones whose last user turn is longer than the {a.scored_chars} characters scored",
-         f"{a.head_only_tiers_agree:,} of {a.head_only:,}", _pct(a.head_only_tiers_agree / a.head_only if a.head_only else None)],
+        ["side of the difficulty threshold", "those the score decides: no image, the user's words within max_chars",
+         f"{a.sides_agree:,} of {a.scored:,}", _pct(a.side_share)],
+        ["side of the difficulty threshold", f"of those, the ones whose user's words the {a.scored_chars} characters scored don't hold whole",
+         f"{a.head_only_sides_agree:,} of {a.head_only:,}", _pct(a.head_only_sides_agree / a.head_only if a.head_only else None)],
     ]
     return table(["agrees with full scoring on", "over", "conversations", "share"], rows)
 
@@ -368,14 +369,14 @@ def markdown(r: SuiteResult, json_name: str, chart: str, results_dir: Path) -> s
             "depend on how much CPU the client and the neighbours left over.",
             "Routing cost: `router.decide` in-process, in a Python process of its own, with the bench's llm-router config and no key "
             "(availability checks included), timed while the gateways sit idle; median over many decisions per prompt. 2,000 characters "
-            "is `routing.complexity.max_chars`, the longest prompt LiteLLM's complexity scorer rates. The bench's default group declares no "
+            "is `routing.complexity.max_chars`, the longest user's text the difficulty score rates. The bench's default group declares no "
             "context window, so one more row times the same prompt where the default group has the shipped CPU model's 1,536-token "
             "window: the one case where only LiteLLM's exact token count can tell whether the prompt fits.",
             f"Agreement: {r.routing_cost.agreement.conversations:,} conversations built from a fixed seed by `bench/corpus.py` (eleven "
             "languages; 1 to 41 user turns; short asks, pasted code, logs, documents and data of up to 300 KB; agent system prompts; "
             "images), each decided twice on a config whose default group has that 1,536-token window: as `auto` decides now, and "
-            "with full scoring as it decided before its cost was bounded (LiteLLM's exact token count of every turn and its scorer on "
-            "the whole last user turn, up to `max_chars`). `tests/test_routing_corpus.py` checks both shares against the targets.",
+            "with full scoring, without its bounds (LiteLLM's exact token count of every turn up to `max_chars`, and the difficulty "
+            "score on all of the user's words). `tests/test_routing_corpus.py` checks both shares against the targets.",
             "Cold start: the launch spec's own command and environment started by hand and polled every 10 ms with a chat completion until "
             "one is answered, against a streamed request through the gateway to the first token, trials alternating which goes first. "
             "Two starts of the same server differ by up to a second for real vLLM, more than the overhead itself, so the target is "
@@ -405,8 +406,8 @@ def markdown(r: SuiteResult, json_name: str, chart: str, results_dir: Path) -> s
         "### Agreement with full scoring",
         agreement_table(r),
         "How full scoring routes the corpus: " + ", ".join(f"{reason} {n:,}" for reason, n in r.routing_cost.agreement.reasons_full.items())
-        + ". Tiers that differ (full -> bounded): "
-        + (", ".join(f"{pair} ({n})" for pair, n in r.routing_cost.agreement.tier_changes.items()) or "none") + ".",
+        + ". Where the two fall on different sides of the threshold (full -> bounded): "
+        + (", ".join(f"{pair} ({n})" for pair, n in r.routing_cost.agreement.side_changes.items()) or "none") + ".",
         affinity_section(r.affinity, f"this {r.mode} run"),
         "## Where a request's milliseconds go",
         _profile_intro(r),
@@ -453,11 +454,11 @@ def reading(r: SuiteResult) -> str:
     cost = r.routing_cost
     slowest = cost.slowest
     lines.append(f"- The dearest `auto` decision is {slowest.name}: {_f(slowest.median_us / 1000, 3)} ms at the median. Up to "
-                 f"`max_chars`, LiteLLM's complexity scorer rates the first {cost.agreement.scored_chars} characters of the last user turn "
-                 "(its cost is about 0.1 ms plus 1.3 µs per character); beyond, and with images, the route doesn't depend on it and "
-                 "it doesn't run. The exact token count runs only where a prompt's size can't tell whether it fits the window.")
+                 f"`max_chars`, the difficulty score reads the first {cost.agreement.scored_chars} characters of the user's words "
+                 "(a dictionary lookup per word); beyond, and with images, the route doesn't depend on it and it doesn't run. The exact "
+                 "token count runs only where a prompt's size can't tell whether it fits the window.")
     lines.append(f"- On the corpus, the decision routes {_pct(cost.agreement.reason_share)} of conversations as full scoring did and "
-                 f"rates {_pct(cost.agreement.tier_share)} of those the tier can route in the same tier.")
+                 f"puts {_pct(cost.agreement.side_share)} of those the score decides on the same side of the threshold.")
     b16, c16, e16 = (r.throughput.cell(k, 16) for k in ("b", "c", "e"))
     if b16 and c16 and b16.rps > 0:
         text = (f"- At 16 clients one llm-router worker serves {_f(c16.rps / b16.rps, 2)}x stock's requests per second, spending "

@@ -25,6 +25,7 @@ from bench.agreement import AgreementResult
 
 if TYPE_CHECKING:
     from router_plugins.routing import Availability, ContentRouter
+    from router_plugins.signals import Signals
 
 KB, MB = 1024, 1024 * 1024
 # The bench's own short prompt; 2,000 characters is routing.complexity.max_chars, the longest
@@ -50,7 +51,7 @@ class Case:
     reason: str
     model: str
     scored_chars: int
-    """Characters LiteLLM's complexity scorer rated (0: not run)."""
+    """Characters of the user's words the difficulty score read (0: not run)."""
     tokens_counted: bool
     """Whether LiteLLM's token counter ran (else the size decided)."""
 
@@ -132,7 +133,15 @@ def _time(router: ContentRouter, availability: Availability, name: str, kind: st
     signals = decision.signals
     assert signals is not None
     return Case(name, kind, size, repeats, statistics.median(times), times[int(0.9 * (len(times) - 1))], decision.reason,
-                decision.model, signals.complexity_chars, not signals.tokens_estimated)
+                decision.model, _scored_chars(body, signals), not signals.tokens_estimated)
+
+
+def _scored_chars(body: dict[str, Any], signals: Signals) -> int:
+    """How much of the user's words the difficulty score read (0: it didn't run)."""
+    from router_plugins.conversation import Shape, read
+    from router_plugins.difficulty import SCORED_CHARS
+
+    return 0 if signals.difficulty is None else len(read(body, Shape.CHAT).user_words(SCORED_CHARS))
 
 
 def main(argv: list[str]) -> int:

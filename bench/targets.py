@@ -71,8 +71,8 @@ def evaluate(r: SuiteResult) -> list[TargetResult]:
     agreed = cost.agreement
     out.append(_at_least("routing_reason_agreement", f"the decision's reason agrees with full scoring on >= 99% of the corpus "
                          f"({agreed.conversations:,} conversations)", agreed.reason_share, 0.99, "share"))
-    out.append(_at_least("routing_tier_agreement", f"its complexity tier agrees on >= 95% of those the tier can route ({agreed.rated:,})",
-                         agreed.tier_share, 0.95, "share"))
+    out.append(_at_least("routing_difficulty_agreement", f"its difficulty score falls on the same side of the threshold on >= 95% of "
+                         f"those it decides ({agreed.scored:,})", agreed.side_share, 0.95, "share"))
     out.append(_at_most("routing_image_flat", f"image size doesn't change the decision cost (10 MB / 10 KB median <= {IMAGE_FLATNESS_MAX})",
                         cost.image_flatness, IMAGE_FLATNESS_MAX, "x"))
     aff = r.affinity

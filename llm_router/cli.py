@@ -60,9 +60,15 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--team", required=True)
     add.add_argument("--models", default="*", help="comma-separated model groups, or * (default)")
     add.add_argument("--rpm", type=int, default=None, help="requests per minute (default: unlimited)")
+    _difficulty_options(add, "; default: the config's routing.difficulty")
     with_config(keys.add_parser("list", help="list keys (never the keys themselves)"))
     revoke = with_config(keys.add_parser("revoke", help="revoke a key by name"))
     revoke.add_argument("name")
+    difficulty = with_config(keys.add_parser("difficulty", help="give a key its own share of `auto` sent to the strong model"))
+    difficulty.add_argument("name")
+    options = _difficulty_options(difficulty, "")
+    options.add_argument("--config-default", action="store_true", help="use the config's routing.difficulty again")
+    options.required = True
 
     start = with_config(sub.add_parser("start", help="start a local model server and wait until it is ready"))
     start.add_argument("model")
@@ -74,7 +80,40 @@ def _parser() -> argparse.ArgumentParser:
     status = with_config(sub.add_parser("status", help="state of every local model server"))
     status.add_argument("--json", action="store_true")
     with_config(sub.add_parser("reload", help="reread the config, launch specs and keys, and apply them without restarting models"))
+    calibrate = with_config(sub.add_parser("calibrate", help="the difficulty threshold that sends a share of `auto` traffic to routing.complex"))
+    calibrate.add_argument("--share", type=_fraction, required=True, help="the share of text requests to send to routing.complex (0-1)")
+    calibrate.add_argument("--prompts", type=Path, default=None,
+                           help="a JSON-lines file of prompts or request bodies (default: the scores the gateway has routed)")
+    calibrate.add_argument("--write", action="store_true", help="put the threshold into the config's routing.difficulty")
     return parser
+
+
+def _difficulty_options(parser: argparse.ArgumentParser, default: str) -> argparse._MutuallyExclusiveGroup:
+    options = parser.add_mutually_exclusive_group()
+    options.add_argument("--share", type=_fraction, default=None,
+                         help=f"about this share of the key's text requests goes to routing.complex (0-1{default})")
+    options.add_argument("--threshold", type=_fraction, default=None,
+                         help=f"a request whose difficulty score is at least this goes to routing.complex (0-1{default})")
+    return options
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number between 0 and 1") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 1")
+    return value
+
+
+def _difficulty_setting(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The key's own routing.difficulty from --share/--threshold, or None for the config's."""
+    from router_config.gateway_config import DifficultySetting
+
+    if args.share is None and args.threshold is None:
+        return None
+    return DifficultySetting(share=args.share, threshold=args.threshold)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -304,13 +343,20 @@ def _keys(args: argparse.Namespace) -> int:
             if unknown:
                 print(f"llm-router: unknown model group(s) {unknown}; known: {list(config.groups)}", file=sys.stderr)
                 return EXIT_CONFIG_ERROR
-            key = store.add(args.name, args.team, models or ("*",), args.rpm)
+            key = store.add(args.name, args.team, models or ("*",), args.rpm, _difficulty_setting(args))
             print(key)
             print(f"Key '{args.name}' for team '{args.team}' created. It is shown only this once; only its hash is stored.", file=sys.stderr)
         elif args.keys_command == "list":
             for k in store.all():
                 rpm = k.rpm if k.rpm is not None else "unlimited"
-                print(f"{k.name}\tteam={k.team}\tmodels={','.join(k.models)}\trpm={rpm}\t{'revoked' if k.revoked else 'active'}")
+                own = k.difficulty.model_dump(exclude_none=True) if k.difficulty else None
+                difficulty = ",".join(f"{n}={v}" for n, v in own.items()) if own else "config"
+                print(f"{k.name}\tteam={k.team}\tmodels={','.join(k.models)}\trpm={rpm}\tdifficulty={difficulty}\t"
+                      f"{'revoked' if k.revoked else 'active'}")
+        elif args.keys_command == "difficulty":
+            own = _difficulty_setting(args)
+            store.set_difficulty(args.name, own)
+            print(f"Key '{args.name}' routes `auto` by " + (f"its own {own.model_dump(exclude_none=True)}." if own else "the config's routing.difficulty."))
         else:
             store.revoke(args.name)
             print(f"Key '{args.name}' revoked.")
@@ -453,8 +499,27 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from llm_router import calibrate
+
+    config = load_config(args.config)
+    try:
+        found = calibrate.from_prompts(config, args.prompts, args.share) if args.prompts else calibrate.from_histogram(config, args.share)
+        if args.write:
+            calibrate.write(config, found.threshold)
+    except calibrate.CalibrationError as exc:
+        print(f"llm-router: {exc}", file=sys.stderr)
+        return 1
+    print(f"threshold {found.threshold}: sends {found.share:.1%} of {found.scores:,} scored requests to routing.complex "
+          f"(scores from {found.source})")
+    print(calibrate.config_line(found.threshold))
+    if args.write:
+        print(f"wrote it into {config.path}; a running gateway takes it with `llm-router reload`")
+    return 0
+
+
 _COMMANDS = {"serve": _serve, "check": _check, "keys": _keys, "start": _start, "stop": _stop, "status": _status, "prepare": _prepare,
-             "reload": _reload}
+             "reload": _reload, "calibrate": _calibrate}
 
 if __name__ == "__main__":
     sys.exit(main())

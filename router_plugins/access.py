@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from router_config.gateway_config import DifficultySetting
 from router_plugins.errors import ApiError
 from router_plugins.keys import KeyStore, RateLimiter, TeamKey, same_secret
 from router_plugins.routes import Access, Route, not_served_message
@@ -59,6 +60,11 @@ class Caller:
 
     def may_use_any_model(self) -> bool:
         return self.key is None or "*" in self.key.models
+
+    @property
+    def difficulty(self) -> DifficultySetting | None:
+        """The key's own difficulty threshold or share for `auto`, if it has one."""
+        return self.key.difficulty if self.key else None
 
 
 OPEN = Caller(Role.OPEN)

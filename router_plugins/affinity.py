@@ -7,13 +7,16 @@ remembers each conversation's tier (default < complex < vision) and routes a lat
 least that tier. It may go up, and the escalation is remembered; it never goes down while the
 conversation lasts.
 
-**The key** needs no client cooperation. A session identity the client sends wins, in this
-order: the `x-session-id` header, Anthropic's `metadata.user_id` (Claude Code puts its session
-id there), OpenAI's `prompt_cache_key` (Codex sends one per session), the Responses API's
-`previous_response_id` (a response remembers the tier of the turn that made it), then OpenAI's
-`user`. Otherwise, what stays fixed as an agent's conversation grows, read the same on chat,
-Responses and Messages: the system prompt and the first user turn (their first
-`_KEYED_CHARS` characters each, so the cost is bounded). Only a hash is kept, never the text.
+**The key** needs no client cooperation, and names a conversation, never a person. A session
+identity the client sends wins, in this order: the `x-session-id` header, the session inside
+Anthropic's `metadata.user_id` (Claude Code puts `session_id` there), OpenAI's `prompt_cache_key`
+(Codex sends one per session), then the Responses API's `previous_response_id` (a response
+remembers the tier of the turn that made it). Otherwise, what stays fixed as an agent's
+conversation grows, read the same on chat, Responses and Messages: the system prompt and the first
+user turn (their first `_KEYED_CHARS` characters each, so the cost is bounded). A field that names
+an end user rather than a session (OpenAI's `user`, a `metadata.user_id` without a session in it)
+only scopes that content key: one escalated conversation never lifts every other conversation of
+the same person. Only a hash is kept, never the text.
 
 **Shared**: each process keeps a bounded table, so a decision never waits on another process
 (router_plugins/gateway.py wires it): what one process learns reaches the machine's other workers
@@ -24,6 +27,7 @@ through the owner of local model servers, and other replicas through Redis where
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -63,16 +67,36 @@ def conversation_key(body: dict[str, Any], shape: Shape, conversation: Conversat
     if header:
         return _key(SESSION_HEADER, header)
     metadata = body.get("metadata")
-    candidates = (
-        ("metadata.user_id", metadata.get("user_id") if shape is Shape.MESSAGES and isinstance(metadata, dict) else None),
-        ("prompt_cache_key", body.get("prompt_cache_key") if shape is not Shape.MESSAGES else None),
-        ("previous_response_id", body.get("previous_response_id") if shape is Shape.RESPONSES else None),
-        ("user", body.get("user") if shape is not Shape.MESSAGES else None),
-    )
-    for source, value in candidates:
-        if isinstance(value, str) and value:
-            return response_key(value) if source == "previous_response_id" else _key(source, value)
-    return _content_key(conversation)
+    user_id = metadata.get("user_id") if shape is Shape.MESSAGES and isinstance(metadata, dict) else None
+    session = _session_in(user_id) if isinstance(user_id, str) else None
+    if session:
+        return _key("metadata.user_id", session)
+    cache_key = body.get("prompt_cache_key") if shape is not Shape.MESSAGES else None
+    if isinstance(cache_key, str) and cache_key:
+        return _key("prompt_cache_key", cache_key)
+    previous = body.get("previous_response_id") if shape is Shape.RESPONSES else None
+    if isinstance(previous, str) and previous:
+        return response_key(previous)
+    content = _content_key(conversation)
+    person = user_id if isinstance(user_id, str) and user_id else body.get("user") if shape is not Shape.MESSAGES else None
+    if content is not None and isinstance(person, str) and person:
+        source = "metadata.user_id" if person is user_id else "user"
+        return _key(f"{source} + content", f"{person}\x00{content.digest}")
+    return content
+
+
+def _session_in(user_id: str) -> str | None:
+    """The session a Messages `metadata.user_id` carries, if any: Claude Code sends JSON with a `session_id`
+    (older versions: `user_<hash>_account_<id>_session_<id>`); anything else names a user."""
+    if user_id.startswith("{"):
+        try:
+            parsed = json.loads(user_id)
+        except ValueError:
+            return None
+        session = parsed.get("session_id") if isinstance(parsed, dict) else None
+        return session if isinstance(session, str) and session else None
+    _, found, session = user_id.partition("_session_")
+    return session if found and session else None
 
 
 def response_key(response_id: str) -> ConversationKey:

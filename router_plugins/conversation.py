@@ -70,10 +70,11 @@ class Conversation:
 
     def user_words(self, limit: int) -> str:
         """What the difficulty score reads, at most `limit` characters: the last turn's words, after the first's
-        where that is another turn (half the room each)."""
+        where that is another turn (each whole where both fit, else at most half the room for the first)."""
         if self.user_word_turns <= 1:
             return self.last_user_words[:limit]
-        return self.first_user_words[:limit // 2] + "\n" + self.last_user_words[:limit - limit // 2]
+        first = self.first_user_words[:max(limit // 2, limit - 1 - len(self.last_user_words))]
+        return first + "\n" + self.last_user_words[:limit - 1 - len(first)]
 
     def utf8_size(self) -> int:
         return sum(len(text.encode("utf-8", "surrogatepass")) for _, text in self.turns)
@@ -100,6 +101,21 @@ def read(body: dict[str, Any], shape: Shape) -> Conversation:
             reader.turn(_role(message), message.get("content") if isinstance(message, dict) else None)
     return Conversation(tuple(reader.turns), reader.images, reader.last_user_text, offers_tools(body, shape), reader.remote_media,
                         reader.first_user_words, reader.last_user_words, reader.user_word_turns)
+
+
+def guess_shape(body: dict[str, Any]) -> Shape:
+    """The API a request body is written for: `input` is the Responses API's; a top-level `system` or
+    Anthropic content blocks are the Messages API's; anything else is chat completions."""
+    if "input" in body or "instructions" in body:
+        return Shape.RESPONSES
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    blocks = [p for m in messages if isinstance(m, dict) and isinstance(m.get("content"), list) for p in m["content"]]
+    if "system" in body or any(isinstance(p, dict) and isinstance(p.get("type"), str) and p["type"] in _ANTHROPIC_BLOCKS for p in blocks):
+        return Shape.MESSAGES
+    return Shape.CHAT
+
+
+_ANTHROPIC_BLOCKS = frozenset({"image", "document", "tool_use", "tool_result"})
 
 
 def offers_tools(body: dict[str, Any], shape: Shape) -> bool:

@@ -117,9 +117,9 @@ class DifficultyScorer:
         self._chars, self._words = (float(w / s) for w, s in zip(weights[d:], scale[d:]))
         self._length_offset = float(mean[d:] @ (weights[d:] / scale[d:]))
 
-    def score(self, text: str) -> float:
-        """The difficulty of `text`, in (0, 1): higher is likelier to need the strong model."""
-        head = text[:SCORED_CHARS]
+    def score(self, text: str, limit: int = SCORED_CHARS) -> float:
+        """The difficulty of `text`'s first `limit` characters, in (0, 1): higher is likelier to need the strong model."""
+        head = text[:limit]
         tokens = _WORD.findall(head.lower())
         lookup = self._word_score.get
         found = [s for s in map(lookup, tokens) if s is not None]

@@ -24,7 +24,7 @@ from router_plugins.errors import Api, ApiError
 from router_plugins.gateway import Gateway
 from router_plugins.openapi import openapi_document
 from router_plugins.redaction import redact
-from router_plugins.conversation import Shape
+from router_plugins.conversation import Shape, guess_shape
 from router_plugins.routes import Operation
 from router_plugins.validation import parse_body, parse_object
 
@@ -93,7 +93,9 @@ def build_app(gateway: Gateway) -> FastAPI:
         shape = _explained_shape(request.query_params.get("api"), parse_object(raw))
         body = parse_body(raw, _CHECKED_AS[shape])
         assert body is not None
-        decision = gateway.router.decide(body, shape, gateway.availability_for(_caller(request)), gateway.conversations, request.headers)
+        caller = _caller(request)
+        decision = gateway.router.decide(body, shape, gateway.availability_for(caller), gateway.conversations, request.headers,
+                                         caller.difficulty)
         budget = gateway.router.output_budget(decision.model, body)
         return JSONResponse({**decision.as_json(), "api": shape.value, "output_budget": budget.as_json() if budget else None})
 
@@ -105,7 +107,7 @@ def build_app(gateway: Gateway) -> FastAPI:
             overview = await gateway.servers.overview()
         except ServerUnavailable as exc:
             raise ApiError(503, exc.why) from None
-        return _redacted(gateway, {"backends": _backends(gateway), **overview})
+        return _redacted(gateway, {"backends": _backends(gateway), **overview, "auto": _auto_share(gateway, overview["decisions"])})
 
     @app.get(STATUS_PAGE)
     async def page() -> HTMLResponse:
@@ -134,6 +136,14 @@ def build_app(gateway: Gateway) -> FastAPI:
     return app
 
 
+def _auto_share(gateway: Gateway, decisions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Of the latest `auto` decisions (every worker's), how many went to the strong tier, routing.complex."""
+    complex_groups = set(gateway.config.routing.complex) if gateway.config.routing else set()
+    routed = [d for d in decisions if d.get("reason") not in (None, "explicit")]
+    strong = [d for d in routed if d["reason"] in ("complex", "context") or (d["reason"] == "affinity" and d.get("chosen") in complex_groups)]
+    return {"decisions": len(routed), "strong": len(strong), "strong_share": round(len(strong) / len(routed), 3) if routed else None}
+
+
 def _backends(gateway: Gateway) -> dict[str, Any]:
     return {name: asdict(h) for name, h in gateway.health().items()}
 
@@ -150,26 +160,18 @@ def status_page(status: int) -> HTMLResponse:
     return HTMLResponse(_PAGE, status_code=status, headers={"cache-control": "no-store"})
 
 
-def _explained_shape(asked: str | None, body: dict[str, Any]) -> Shape:
-    """`?api=chat|responses|messages`, else told apart by the body: `input` is the Responses API's,
-    a top-level `system` or Anthropic content blocks are the Messages API's."""
-    if asked is not None:
-        try:
-            return Shape(asked)
-        except ValueError:
-            raise ApiError(400, f"api must be one of {[s.value for s in Shape]}.", "api") from None
-    if "input" in body or "instructions" in body:
-        return Shape.RESPONSES
-    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
-    blocks = [p for m in messages if isinstance(m, dict) and isinstance(m.get("content"), list) for p in m["content"]]
-    if "system" in body or any(isinstance(p, dict) and isinstance(p.get("type"), str) and p["type"] in _ANTHROPIC_BLOCKS for p in blocks):
-        return Shape.MESSAGES
-    return Shape.CHAT
-
-
-_ANTHROPIC_BLOCKS = frozenset({"image", "document", "tool_use", "tool_result"})
 # A Messages body to explain needn't carry max_tokens: it is checked as count_tokens checks it.
 _CHECKED_AS = {Shape.CHAT: Operation.CHAT, Shape.RESPONSES: Operation.RESPONSES, Shape.MESSAGES: Operation.COUNT_TOKENS}
+
+
+def _explained_shape(asked: str | None, body: dict[str, Any]) -> Shape:
+    """`?api=chat|responses|messages`, else told apart by the body (router_plugins/conversation.py)."""
+    if asked is None:
+        return guess_shape(body)
+    try:
+        return Shape(asked)
+    except ValueError:
+        raise ApiError(400, f"api must be one of {[s.value for s in Shape]}.", "api") from None
 
 
 def _caller(request: Request) -> Caller:

@@ -86,7 +86,7 @@ class RouterHooks(CustomLogger):
         caller = self._auth.caller_of(user_api_key_dict)
         headers = (data.get("proxy_server_request") or {}).get("headers") or {}
         try:
-            decision = gw.router.decide(data, shape, gw.availability_for(caller), gw.conversations, headers)
+            decision = gw.router.decide(data, shape, gw.availability_for(caller), gw.conversations, headers, caller.difficulty)
             gw.access.check_group(caller, decision.model)
             self._check_chain_can_serve(decision, data, shape, caller)
         except ApiError as exc:

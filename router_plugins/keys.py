@@ -19,6 +19,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
+
+from router_config.gateway_config import DifficultySetting
 
 KEY_PREFIX = "sk-llmr-"
 
@@ -35,6 +38,8 @@ class TeamKey:
     models: tuple[str, ...] = ("*",)
     rpm: int | None = None
     revoked: bool = False
+    difficulty: DifficultySetting | None = None
+    """The key's own threshold or share for `auto`'s difficulty score, in place of the config's."""
 
     def allows(self, group: str) -> bool:
         return "*" in self.models or group in self.models
@@ -97,7 +102,8 @@ class KeyStore:
             known[digest] = replace(key, revoked=True) if other is not None and other.revoked else key
         self._known = known
 
-    def add(self, name: str, team: str, models: tuple[str, ...] = ("*",), rpm: int | None = None) -> str:
+    def add(self, name: str, team: str, models: tuple[str, ...] = ("*",), rpm: int | None = None,
+            difficulty: DifficultySetting | None = None) -> str:
         """Create a key and return it; only its hash is stored."""
         with self._lock:
             entries = self._read()
@@ -107,9 +113,24 @@ class KeyStore:
             entry: dict[str, object] = {"name": name, "team": team, "sha256": hash_key(key), "models": list(models)}
             if rpm is not None:
                 entry["rpm"] = rpm
+            if difficulty is not None:
+                entry["difficulty"] = difficulty.model_dump(exclude_none=True)
             entries = [e for e in entries if e["name"] != name] + [entry]
             self._write(entries)
             return key
+
+    def set_difficulty(self, name: str, difficulty: DifficultySetting | None) -> None:
+        """Give an active key its own difficulty threshold or share (None: the config's again)."""
+        with self._lock:
+            entries = self._read()
+            matching = [e for e in entries if e["name"] == name and not e.get("revoked")]
+            if not matching:
+                raise KeyFileError(f"no active key named '{name}'")
+            for e in matching:
+                e.pop("difficulty", None)
+                if difficulty is not None:
+                    e["difficulty"] = difficulty.model_dump(exclude_none=True)
+            self._write(entries)
 
     def revoke(self, name: str) -> None:
         with self._lock:
@@ -160,6 +181,14 @@ class KeyStore:
 
 def _to_key(entry: dict) -> TeamKey:
     models = entry.get("models", ["*"])
+    difficulty = None
+    if entry.get("difficulty") is not None:
+        try:
+            difficulty = DifficultySetting.model_validate(entry["difficulty"])
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'difficulty'}: {e['msg']}" for e in exc.errors())
+            raise KeyFileError(f"key '{entry['name']}': difficulty: {problems}; fix it with "
+                               f"`llm-router keys difficulty {entry['name']} --share S` (or --threshold T, or --config-default)") from None
     return TeamKey(
         name=str(entry["name"]),
         team=str(entry.get("team", "")),
@@ -167,6 +196,7 @@ def _to_key(entry: dict) -> TeamKey:
         models=tuple(models) if isinstance(models, list) else (str(models),),
         rpm=entry.get("rpm"),
         revoked=bool(entry.get("revoked", False)),
+        difficulty=difficulty,
     )
 
 

@@ -7,7 +7,7 @@ its fallbacks; these say why requests went where they went. Recorded in each wor
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from router_plugins.access import FORBIDDEN
 from router_plugins.routing import CANNOT_CALL_TOOLS, CANNOT_FETCH_MEDIA, RoutingDecision
@@ -16,6 +16,9 @@ _DECISIONS = Counter("llm_router_routing_decisions", "Routing decisions, by reas
 _SKIPPED = Counter("llm_router_routing_skipped", "Groups content routing passed over, by cause", ["group", "cause"])
 _AFFINITY = Counter("llm_router_affinity_hits", "auto turns routed up to their conversation's remembered tier", ["tier"])
 _HOPS = Counter("llm_router_fallback_hops", "Moves of a request from a group that failed it to the next one", ["from_group", "to_group"])
+DIFFICULTY_BUCKETS = tuple(round(i / 100, 2) for i in range(1, 101))
+"""A hundredth wide: `llm-router calibrate` reads a threshold for a share off this histogram."""
+DIFFICULTY = Histogram("llm_router_difficulty", "Difficulty scores of the text requests auto routed", buckets=DIFFICULTY_BUCKETS)
 
 
 def decided(decision: RoutingDecision) -> None:
@@ -24,6 +27,8 @@ def decided(decision: RoutingDecision) -> None:
         _AFFINITY.labels(decision.tier).inc()
     for skipped in decision.skipped:
         _SKIPPED.labels(skipped.group, _cause(skipped.why)).inc()
+    if decision.signals is not None and decision.signals.difficulty is not None:
+        DIFFICULTY.observe(decision.signals.difficulty)
 
 
 def fallback_hop(from_group: str, to_group: str) -> None:

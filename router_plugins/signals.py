@@ -75,14 +75,20 @@ class SignalReader:
             return Signals(chars, user_chars, estimate_tokens(conversation), True, conversation.images, None, None)
         # Counted exactly only up to max_chars, so that the count's cost is bounded too.
         tokens, estimated = self._tokens(conversation, window) if chars <= self.max_chars else (estimate_tokens(conversation), True)
-        if self.length(conversation) > self.max_chars:
+        difficulty = self.difficulty(conversation)
+        if difficulty is None:
             return Signals(chars, user_chars, tokens, estimated, 0, None, None)
-        difficulty = round(self.scorer.score(conversation.user_words(SCORED_CHARS)), 4)
         if self.classify is None:
             return Signals(chars, user_chars, tokens, estimated, 0, difficulty, round(threshold, 4))
         head = conversation.last_user_text[:TIER_CHARS]
         tier, score = self.classify(head)
         return Signals(chars, user_chars, tokens, estimated, 0, difficulty, round(threshold, 4), tier, round(score, 4), len(head))
+
+    def difficulty(self, conversation: Conversation) -> float | None:
+        """The difficulty score of a text request up to the length rule's limit; None for one the score doesn't decide."""
+        if conversation.images or self.length(conversation) > self.max_chars:
+            return None
+        return round(self.scorer.score(conversation.user_words(SCORED_CHARS)), 4)
 
     def _tokens(self, conversation: Conversation, window: int | None) -> tuple[int, bool]:
         size = conversation.utf8_size()

@@ -66,13 +66,28 @@ def test_another_first_turn_is_another_conversation():
     (Shape.MESSAGES, "metadata", {"user_id": '{"session_id": "abc"}'}, "metadata.user_id"),
     (Shape.CHAT, "prompt_cache_key", "session-abc", "prompt_cache_key"),
     (Shape.RESPONSES, "prompt_cache_key", "session-abc", "prompt_cache_key"),
-    (Shape.CHAT, "user", "alice", "user"),
+    (Shape.MESSAGES, "metadata", {"user_id": "user_3f2a_account_9c1d_session_77e0"}, "metadata.user_id"),
     (Shape.RESPONSES, "previous_response_id", "resp_abc", "previous_response_id"),
 ])
 def test_a_session_identity_in_the_body_is_the_key(shape, field, value, source):
     one = _key({**_bodies(OPENING)[shape], field: value}, shape)
     other = _key({**_bodies("something else entirely")[shape], field: value}, shape)
     assert one == other and one.source == source
+
+
+@pytest.mark.parametrize("shape, field, alice, bob", [
+    (Shape.CHAT, "user", "alice", "bob"),
+    (Shape.RESPONSES, "user", "alice", "bob"),
+    (Shape.MESSAGES, "metadata", {"user_id": "alice"}, {"user_id": "bob"}),
+    (Shape.MESSAGES, "metadata", {"user_id": '{"device_id": "d-alice", "session_id": ""}'}, {"user_id": '{"device_id": "d-bob"}'}),
+])
+def test_a_field_that_names_a_person_only_scopes_the_conversation(shape, field, alice, bob):
+    first = _key({**_bodies(OPENING)[shape], field: alice}, shape)
+    later_turn = _key({**_bodies(OPENING, "thanks")[shape], field: alice}, shape)
+    other_conversation = _key({**_bodies("something else entirely")[shape], field: alice}, shape)
+    other_person = _key({**_bodies(OPENING)[shape], field: bob}, shape)
+    assert first == later_turn and first.source.endswith("+ content")
+    assert other_conversation != first and other_person != first
 
 
 def test_the_session_header_wins_over_every_other_identity():

@@ -1,7 +1,7 @@
 """Conversation affinity over the bench's multi-turn agent corpus (bench/agent_corpus.py), in-process.
 
 The corpus is what it claims (checked with LiteLLM's scorer on the part the decision scores), and
-routed turn by turn: with affinity on, no conversation ever switches down from complex or vision
+routed turn by turn by those tiers (the difficulty score held off, bench/affinity.py): with affinity on, no conversation ever switches down from complex or vision
 to default; with `routing.affinity: false`, the short follow-ups after a complex opening do.
 The bench reports the same figures and times them (bench/affinity.py).
 """
@@ -45,11 +45,11 @@ def test_the_corpus_has_every_kind_shape_escalation_and_key(corpus):
 
 
 def test_openings_questions_and_follow_ups_rate_as_their_kind_says(corpus):
-    """LiteLLM's scorer, on the part of the last user turn the decision scores."""
-    from router_plugins.signals import SCORED_CHARS, SignalReader
+    """LiteLLM's scorer, on the part of the last user turn the decision scores (bench/affinity.py routes by its tiers)."""
+    from router_plugins.signals import TIER_CHARS, litellm_tiers
 
-    scorer = SignalReader(2000, "gpt-4o").scorer
-    rate = lambda text: scorer.classify(text[:SCORED_CHARS])[0].value  # noqa: E731
+    classify = litellm_tiers()
+    rate = lambda text: classify(text[:TIER_CHARS])[0]  # noqa: E731
     for c in corpus:
         for i, text in enumerate(c.user_texts):
             if c.kind == "complex opening" and i == 0 or c.escalation == "question" and i == c.escalates_at:
