@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     output: Path | None = args.output or (Path(tempfile.mkdtemp(prefix="llm-router-bench-smoke-")) if args.smoke else None)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so that every `finally` (process cleanup) runs
 
-    from bench import plot, report, suite
+    from bench import plot, report, routing_quality, suite
 
     try:
         result = suite.run(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         report.write_markdown(result, md_path, json_path.name, chart_path.name, RESULTS)
     print(report.terminal(result))
     print(f"\nwrote {json_path}, {chart_path}, {md_path}")
+    if not args.smoke:  # minutes of scoring, and figures that don't depend on the mode
+        print("routing quality on labelled data (bench/routing_quality.py)", file=sys.stderr, flush=True)
+        print("\n" + routing_quality.run_into(out_dir, md_path, f"`python -m bench`{' --quick' if args.quick else ''}"))
     return 0 if result.cleanup is not None and result.cleanup.left_running == 0 else 1
 
 

@@ -375,36 +375,38 @@ def chart(r: RoutingQualityResult, path: Path) -> None:
     plt.close(fig)
 
 
-def to_json(r: RoutingQualityResult) -> dict:
-    return asdict(r)
+def run_into(out_dir: Path, benchmarks: Path, how: str, threshold: float | None = None) -> str:
+    """Measure, write the JSON and the chart into `out_dir` and this section into `benchmarks`; the terminal report."""
+    from bench.machine import machine
+
+    result = measure(threshold if threshold is not None else shipped_threshold(), log=lambda line: print(line, file=sys.stderr, flush=True))
+    now = dt.datetime.now().astimezone()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f"routing-quality-{now.date().isoformat()}.json"
+    png_path = out_dir / "routing-quality.png"
+    json_path.write_text(json.dumps({"date": now.date().isoformat(), "machine": asdict(machine()), **asdict(result)}, indent=1) + "\n")
+    chart(result, png_path)
+    provenance = f"{how}, {now.isoformat(timespec='seconds')}; raw figures: `{_beside(json_path, benchmarks)}`"
+    write_section(result, benchmarks, provenance, _beside(png_path, benchmarks))
+    return terminal(result) + f"\n\nwrote {json_path}, {png_path} and its section of {benchmarks}"
+
+
+def _beside(path: Path, benchmarks: Path) -> str:
+    """`path` as BENCHMARKS.md links it."""
+    return str(path.relative_to(benchmarks.parent) if path.is_relative_to(benchmarks.parent) else path)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.routing_quality", description=__doc__.split("\n", 1)[0])
     parser.add_argument("--threshold", type=float, default=None, help="the difficulty threshold (default: the shipped config's)")
     parser.add_argument("--output", type=Path, default=None,
-                        help="write the JSON and PNG here and leave BENCHMARKS.md alone (default: bench/results and BENCHMARKS.md)")
+                        help="write the JSON, the PNG and a BENCHMARKS.md there (default: bench/results and ./BENCHMARKS.md)")
     args = parser.parse_args(argv)
-    from bench.machine import machine
     from bench.processes import REPO
 
-    threshold = args.threshold if args.threshold is not None else shipped_threshold()
-    result = measure(threshold, log=lambda line: print(line, file=sys.stderr, flush=True))
-    now = dt.datetime.now().astimezone()
     out_dir = args.output or REPO / "bench" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / f"routing-quality-{now.date().isoformat()}.json"
-    png_path = out_dir / "routing-quality.png"
-    m = machine()
-    json_path.write_text(json.dumps({"date": now.date().isoformat(), "machine": asdict(m), **to_json(result)}, indent=1) + "\n")
-    chart(result, png_path)
-    print(terminal(result))
-    if args.output is None:
-        provenance = f"`python -m bench.routing_quality`, {now.isoformat(timespec='seconds')}; raw figures: `{json_path.relative_to(REPO)}`"
-        write_section(result, REPO / "BENCHMARKS.md", provenance, str(png_path.relative_to(REPO)))
-        print(f"\nwrote {json_path}, {png_path} and its section of BENCHMARKS.md")
-    else:
-        print(f"\nwrote {json_path} and {png_path}")
+    benchmarks = (args.output / "BENCHMARKS.md") if args.output else REPO / "BENCHMARKS.md"
+    print(run_into(out_dir, benchmarks, "`python -m bench.routing_quality`", args.threshold))
     return 0
 
 

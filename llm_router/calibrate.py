@@ -7,8 +7,8 @@ The scores come from one of two places, and never any prompt text is kept:
 - a file of prompts (`--prompts FILE`, JSON lines): each line a JSON string, an object with a
   `prompt`, or a whole chat, Responses or Messages request body, read as `auto` reads it.
 
-Only the requests the score decides count: text (no image) whose user's words are within the
-length rule. `--write` puts the threshold into the config's `routing.difficulty` and checks the
+Only the requests the score decides count: text (no image) with words of the user's own, within
+the length rule. `--write` puts the threshold into the config's `routing.difficulty` and checks the
 file still loads.
 """
 
@@ -152,8 +152,8 @@ def _scores_of(config: GatewayConfig, items: Iterable[object]) -> Iterable[float
             body = item
         else:
             continue
-        shape = guess_shape(body) if body is item else Shape.CHAT
-        score = reader.difficulty(read(body, shape))
+        conversation = read(body, guess_shape(body) if body is item else Shape.CHAT)
+        score = reader.difficulty(conversation) if conversation.user_word_turns else None
         if score is not None:
             yield score
 

@@ -112,7 +112,7 @@ def test_explain_returns_the_decision_without_calling_a_backend(gateway, cloud):
     data = response.json()
     assert data["model"] == "local-vision" and data["reason"] == "vision"
     assert data["signals"]["images"] == 1
-    assert set(data["signals"]) >= {"chars", "tokens", "images", "complexity_tier", "complexity_score"}
+    assert set(data["signals"]) >= {"chars", "user_chars", "tokens", "images", "difficulty", "difficulty_threshold"}
     assert isinstance(data["fallbacks"], list)
     assert len(cloud.requests) == before
 

@@ -12,7 +12,7 @@ from router_plugins.access import MASTER, Caller, Role
 from router_plugins.conversation import Shape, read
 from router_plugins.keys import TeamKey
 from router_plugins.errors import ApiError
-from router_plugins.signals import SCORED_CHARS
+from router_plugins.signals import TIER_CHARS
 from tests.support.configs import core_config, set_spec
 
 
@@ -36,7 +36,8 @@ def _image(size: int) -> list[dict]:
 def test_short_simple_prompt_is_default(gateway):
     d = _decide(gateway, "What is the capital of France?")
     assert (d.model, d.reason) == ("local-text", "default")
-    assert (d.signals.complexity_tier, d.signals.complexity_chars) == ("SIMPLE", len("What is the capital of France?"))
+    assert d.signals.difficulty < d.signals.difficulty_threshold
+    assert (d.signals.complexity_tier, d.signals.complexity_chars) == (None, 0)  # LiteLLM's tiers are off by default
 
 
 def test_a_prompt_whose_size_fits_the_window_is_not_counted(gateway):
@@ -50,13 +51,18 @@ def test_a_prompt_whose_size_cannot_tell_is_counted_exactly_by_litellm(gateway):
     assert not overflows.signals.tokens_estimated and overflows.signals.tokens > 300 and overflows.reason == "context"
 
 
-def test_the_scorer_rates_the_head_of_the_last_user_turn(gateway):
-    """The trade bench/agreement.py measures: what lies past the head doesn't change the tier."""
+def test_litellm_tiers_where_configured_rate_the_head_of_the_last_user_turn(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-routing-0004")
+    config = core_config(tmp_path, "http://127.0.0.1:9")
+    config.write_text(config.read_text().replace("complexity: {max_chars: 2000}", "complexity: {max_chars: 2000, tiers: [REASONING]}\n"
+                                                 "  difficulty: {threshold: 1.0}"))
+    gw = Gateway(load_config(config))
     head = "Thanks, that was helpful. Here is the rest of the story you asked me to finish for my daughter tonight. " * 2
-    prompt = head + "Think step by step and explain your reasoning."
-    assert gateway.router.reader.scorer.classify(prompt)[0].value == "REASONING"
-    d = _decide(gateway, prompt)
-    assert (d.signals.complexity_chars, d.signals.complexity_tier, d.reason) == (SCORED_CHARS, "SIMPLE", "default")
+    assert gw.router.reader.classify(head + "Think step by step and explain your reasoning.")[0] == "REASONING"
+    tail = _decide(gw, head + "Think step by step and explain your reasoning.")
+    assert (tail.signals.complexity_chars, tail.signals.complexity_tier, tail.reason) == (TIER_CHARS, "SIMPLE", "default")
+    ahead = _decide(gw, "Think step by step and explain your reasoning. " + head)
+    assert (ahead.signals.complexity_tier, ahead.reason) == ("REASONING", "complex")
 
 
 def test_images_win_over_length(gateway):
@@ -65,15 +71,15 @@ def test_images_win_over_length(gateway):
     assert d.signals.images == 1
 
 
-def test_with_an_image_neither_the_scorer_nor_the_token_counter_runs(gateway):
+def test_with_an_image_neither_the_score_nor_the_token_counter_runs(gateway):
     d = _decide(gateway, [*_image(10), {"type": "text", "text": "Think step by step and explain your reasoning. " * 10}])
-    assert (d.reason, d.signals.complexity_tier, d.signals.complexity_chars, d.signals.tokens_estimated) == ("vision", None, 0, True)
+    assert (d.reason, d.signals.difficulty, d.signals.tokens_estimated) == ("vision", None, True)
 
 
 def test_text_over_max_chars_is_complex_with_an_estimated_token_count(gateway):
     d = _decide(gateway, "hello " * 400)
     assert d.reason in ("complex", "context")
-    assert d.signals.tokens_estimated and d.signals.complexity_tier is None
+    assert d.signals.tokens_estimated and d.signals.difficulty is None
 
 
 def test_huge_prompt_is_routed_for_context(gateway):
