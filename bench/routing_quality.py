@@ -44,6 +44,8 @@ LENGTH_RULE_CHARS = 2000
 SCORED_BY_TIERS = 128
 """How much of the last user turn today's rules gave LiteLLM's complexity scorer (router_plugins/signals.py before)."""
 CURVE_POINTS = 101
+SHARES = (0.1, 0.25, 0.4, 0.6)
+"""`routing.difficulty.share` settings reported beside the shipped one."""
 START, END = "<!-- bench:routing-quality -->", "<!-- /bench:routing-quality -->"
 
 
@@ -86,12 +88,24 @@ class SetFigures:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """The shipped model on MT-Bench at one `routing.difficulty.share`: what to expect at other settings."""
+
+    share: float
+    threshold: float
+    mt_bench_share: float
+    mt_bench_quality: float
+    mt_bench_pgr: float
+
+
+@dataclass(frozen=True)
 class RoutingQualityResult:
     threshold: float
     sets: list[SetFigures]
     score_us_median: float
     """The difficulty score alone, per prompt (the whole decision is timed by bench/routing_cost.py)."""
     goals: list[Goal]
+    settings: list[Setting] = field(default_factory=list)
 
     def set(self, name: str) -> SetFigures:
         return next(s for s in self.sets if s.name == name)
@@ -219,6 +233,7 @@ def measure(threshold: float, log: Callable[[str], None] = lambda line: None) ->
         if mt_set:
             scores = np.array([shipped.score(p) for p in data.prompts])
             routers.append(figures("difficulty (shipped)", "out-of-domain", scores, scores >= threshold, weak, strong, bootstrap=True))
+            settings = [_setting(share, shipped, scores, weak, strong) for share in SHARES]
         else:
             scores = _in_domain(data, matrices[data.name], words)
             routers.append(figures("difficulty", f"in-domain {FOLDS}-fold", scores, scores >= threshold, weak, strong))
@@ -229,7 +244,13 @@ def measure(threshold: float, log: Callable[[str], None] = lambda line: None) ->
         out.append(SetFigures(data.name, len(data.items), data.quality, round(float(weak.mean()), 4), round(float(strong.mean()), 4), routers))
     timing = _score_time(shipped, [p for s in (mt, gsm, mmlu) for p in s.prompts])
     result = RoutingQualityResult(threshold, out, timing, [])
-    return RoutingQualityResult(threshold, out, timing, goals(result))
+    return RoutingQualityResult(threshold, out, timing, goals(result), settings)
+
+
+def _setting(share: float, scorer: DifficultyScorer, scores: np.ndarray, weak: np.ndarray, strong: np.ndarray) -> Setting:
+    threshold = scorer.model.threshold_for_share(share)
+    sent, quality, pgr = operating_point(scores >= threshold, weak, strong)
+    return Setting(share, round(threshold, 4), round(sent, 3), round(quality, 3), round(pgr, 3))
 
 
 def _score_time(scorer: DifficultyScorer, prompts: list[str]) -> float:
@@ -297,11 +318,18 @@ def goals_table(r: RoutingQualityResult) -> str:
     return "\n".join(lines)
 
 
+def settings_table(r: RoutingQualityResult) -> str:
+    lines = ["| `routing.difficulty.share` | threshold | MT-Bench: S | Q | PGR |", "|---|---|---|---|---|"]
+    lines += [f"| {x.share:g} | {x.threshold:.3f} | {x.mt_bench_share:.2f} | {x.mt_bench_quality:.2f} | {x.mt_bench_pgr:.2f} |" for x in r.settings]
+    return "\n".join(lines)
+
+
 def terminal(r: RoutingQualityResult) -> str:
     parts = [f"Routing quality: strong {STRONG_MODEL}, weak {WEAK_MODEL}; difficulty threshold {r.threshold:.3f}; "
              f"the score alone {r.score_us_median:.1f} us per prompt (median)"]
     for s in r.sets:
         parts.append(f"{s.name}: {s.prompts:,} prompts, {s.quality}: weak {s.weak:.3f}, strong {s.strong:.3f}\n" + set_table(s))
+    parts.append("The shipped model on MT-Bench at other settings\n" + settings_table(r))
     parts.append("Goals\n" + goals_table(r))
     return "\n\n".join(parts)
 
@@ -320,6 +348,8 @@ def section(r: RoutingQualityResult, provenance: str, chart: str) -> str:
     parts = [START, "### Routing quality on labelled data", intro, f"![PGR against S]({chart})"]
     for s in r.sets:
         parts.append(f"**{s.name}**: {s.prompts:,} prompts; {s.quality}: weak {s.weak:.3f}, strong {s.strong:.3f}.\n\n" + set_table(s))
+    parts.append("**Other settings.** `routing.difficulty.share` is turned into a threshold with the score's percentiles over "
+                 "reference team traffic (`bench/corpus.py`); what the shipped model then does on MT-Bench (held out):\n\n" + settings_table(r))
     parts.append("**Goals** (issue 25), judged on this run:\n\n" + goals_table(r))
     parts.append(f"The difficulty score alone costs {r.score_us_median:.1f} µs per prompt (median over 2,000 prompts); the whole "
                  "`auto` decision is timed under Routing decision cost.")
