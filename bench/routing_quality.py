@@ -234,13 +234,18 @@ def measure(threshold: float, log: Callable[[str], None] = lambda line: None) ->
             scores = np.array([shipped.score(p) for p in data.prompts])
             routers.append(figures("difficulty (shipped)", "out-of-domain", scores, scores >= threshold, weak, strong, bootstrap=True))
             settings = [_setting(share, shipped, scores, weak, strong) for share in SHARES]
+            held_out, scores_for_tiers = "out-of-domain", scores
         else:
             scores = _in_domain(data, matrices[data.name], words)
-            routers.append(figures("difficulty", f"in-domain {FOLDS}-fold", scores, scores >= threshold, weak, strong))
+            held_out, scores_for_tiers = f"in-domain {FOLDS}-fold", scores
+            routers.append(figures("difficulty", held_out, scores, scores >= threshold, weak, strong))
             other = gsm if data is mmlu else mmlu
             scorer = DifficultyScorer(training.fit_sets([other], words, [matrices[other.name]]), words)
             scores = np.array([scorer.score(p) for p in data.prompts])
             routers.append(figures("difficulty", f"leave one set out (fitted on {other.name})", scores, scores >= threshold, weak, strong))
+        # Whether LiteLLM's keyword tiers add anything: a request they rate COMPLEX or REASONING goes up whatever its score.
+        routers.append(figures("difficulty + LiteLLM tiers (routing.complexity.tiers)", held_out, scores_for_tiers + head_tiers,
+                               (scores_for_tiers >= threshold) | head_tiers, weak, strong))
         out.append(SetFigures(data.name, len(data.items), data.quality, round(float(weak.mean()), 4), round(float(strong.mean()), 4), routers))
     timing = _score_time(shipped, [p for s in (mt, gsm, mmlu) for p in s.prompts])
     result = RoutingQualityResult(threshold, out, timing, [])
