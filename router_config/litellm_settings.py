@@ -70,6 +70,10 @@ def litellm_config(config: GatewayConfig) -> dict[str, Any]:
         info = entry.get("model_info") or {}
         info["id"] = deployment.id
         entry["model_info"] = info
+        price = deployment.set_price
+        if price is not None:
+            # LiteLLM's own custom pricing: its response_cost (the spend ledger's, and x-litellm-response-cost) uses it.
+            entry["litellm_params"].update(input_cost_per_token=price.input / 1e6, output_cost_per_token=price.output / 1e6)
     return raw
 
 

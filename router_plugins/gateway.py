@@ -22,7 +22,7 @@ from router_config.gateway_config import AffinitySettings, Deployment, GatewayCo
 from router_plugins.access import FORBIDDEN, AccessPolicy, Caller
 from router_plugins.affinity import ConversationTiers
 from router_plugins.keys import KeyStore, RateLimiter
-from router_plugins.ledger import RequestLedger
+from router_plugins.request_records import RequestRecords
 from router_plugins.remotes import RemoteBackends
 from router_plugins.routing import Availability, ContentRouter
 from router_plugins.shared import RedisState, SharedState
@@ -50,7 +50,7 @@ class Gateway:
         self.remotes = RemoteBackends(config.deployments)
         self.paths = RuntimePaths(config.resolve_path(s.state_dir), config.resolve_path(s.log_dir))
         self.servers = OwnerClient(self.paths.owner_socket, list(config.local_specs()))
-        self.requests = RequestLedger()
+        self.requests = RequestRecords()
         self.conversations = ConversationTiers(config.routing.affinity if config.routing else AffinitySettings())
         """Each conversation's routing tier, for affinity: shared through Redis where set, else through the owner."""
         self._availability: dict[str, tuple[float, str | None]] = {}

@@ -18,7 +18,7 @@
   window (router_plugins/output_budget.py) rather than refused by it.
 
 What we learn about a request (the decision, each attempt) is kept in the gateway's request
-ledger by LiteLLM's call id, never in the request: on the Responses and Messages routes LiteLLM
+records (router_plugins/request_records.py) by LiteLLM's call id, never in the request: on the Responses and Messages routes LiteLLM
 forwards the client's `metadata` to the provider. The caller behind an attempt is read from
 LiteLLM's own key object, which a client can't forge in a JSON body.
 """
@@ -42,7 +42,7 @@ from router_plugins.affinity import response_key
 from router_plugins.auth import LiteLLMAuth
 from router_plugins.errors import ApiError
 from router_plugins.gateway import Gateway
-from router_plugins.ledger import Attempt, Decision
+from router_plugins.request_records import Attempt, Decision
 from router_plugins.redaction import redact
 from router_plugins.conversation import Shape
 from router_plugins.routing import RoutingDecision

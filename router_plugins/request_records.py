@@ -44,7 +44,7 @@ class RequestRecord:
     """The output budget of the attempt that lowered the request's reserved output, if one did."""
 
 
-class RequestLedger:
+class RequestRecords:
     def __init__(self, memory: int = _MEMORY) -> None:
         self._records: OrderedDict[str, RequestRecord] = OrderedDict()
         self._lock = threading.Lock()
