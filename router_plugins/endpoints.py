@@ -1,13 +1,15 @@
-"""llm-router's own HTTP endpoints, served beside LiteLLM's: models, health, explain, server admin.
+"""llm-router's own HTTP endpoints, served beside LiteLLM's: models, health, explain, usage, stored
+responses (while the Responses store is on), server admin.
 
 The door (llm_router/app.py) has authenticated the caller and applied the route policy before a
-request gets here (router_plugins/routes.py: models, health and explain are team routes, the
-server admin routes need the master key). None of them sends a completion to a backend; only
+request gets here (router_plugins/routes.py: models, health, explain and usage are team routes,
+stored responses inference routes, the server admin routes need the master key). None of them sends a completion to a backend; only
 the admin ones start or stop servers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import asdict
@@ -26,10 +28,13 @@ from router_plugins.openapi import openapi_document
 from router_plugins.redaction import redact
 from router_plugins.conversation import Shape
 from router_plugins.routes import Operation
+from router_plugins.state.periods import BadSince
+from router_plugins.state.responses import ResponseStore
+from router_plugins.state.spend import BY
 from router_plugins.validation import parse_body, parse_object
 
 PATHS = frozenset({"/health", "/v1/health", "/v1/router/explain", "/v1/router/servers", "/v1/router/status", "/router/ui", "/v1/models",
-                   "/models", "/openapi.json"})
+                   "/models", "/openapi.json", "/v1/router/usage"})
 STATUS_PAGE = "/router/ui"
 _PAGE = Path(__file__).with_name("status_page.html").read_text()
 PATH_PREFIXES = ("/v1/router/servers/", "/v1/models/", "/models/")
@@ -93,9 +98,49 @@ def build_app(gateway: Gateway) -> FastAPI:
         shape = _explained_shape(request.query_params.get("api"), parse_object(raw))
         body = parse_body(raw, _CHECKED_AS[shape])
         assert body is not None
+        if shape is Shape.RESPONSES and gateway.responses is not None:
+            await gateway.responses.expand(body, _caller(request))  # routed as the door would route it
         decision = gateway.router.decide(body, shape, gateway.availability_for(_caller(request)), gateway.conversations, request.headers)
         budget = gateway.router.output_budget(decision.model, body)
         return JSONResponse({**decision.as_json(), "api": shape.value, "output_budget": budget.as_json() if budget else None})
+
+    @app.get("/v1/router/usage")
+    async def usage(request: Request) -> JSONResponse:
+        """Spend and tokens since a day (`since`, default 7d) by key, team, model or day (`by`). The master key
+        sees every key's; a team key its own only."""
+        by = request.query_params.get("by", "key")
+        if by not in BY:
+            raise ApiError(400, f"by must be one of {', '.join(BY)}.", "by")
+        try:
+            since = gateway.spend.since(request.query_params.get("since", "7d"))
+        except BadSince as exc:
+            raise ApiError(400, str(exc).replace("--since", "since"), "since") from None
+        caller = _caller(request)
+        key = (caller.name, caller.key.team) if caller.is_team and caller.key is not None else None
+        report = await asyncio.to_thread(gateway.spend.report, by, since, key)  # type: ignore[arg-type]
+        return JSONResponse(report.as_json())
+
+    @app.get("/v1/responses/{response_id}")
+    @app.get("/responses/{response_id}")
+    async def stored_response(response_id: str, request: Request) -> JSONResponse:
+        return JSONResponse(await _responses(gateway).retrieve(response_id, _caller(request)))
+
+    @app.delete("/v1/responses/{response_id}")
+    @app.delete("/responses/{response_id}")
+    async def delete_response(response_id: str, request: Request) -> JSONResponse:
+        return JSONResponse(await _responses(gateway).delete(response_id, _caller(request)))
+
+    @app.get("/v1/responses/{response_id}/input_items")
+    @app.get("/responses/{response_id}/input_items")
+    async def input_items(response_id: str, request: Request) -> JSONResponse:
+        query = request.query_params
+        limit = query.get("limit", "20")
+        if not limit.isdigit() or not 1 <= int(limit) <= 100:
+            raise ApiError(400, "limit must be an integer from 1 to 100.", "limit")
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise ApiError(400, "order must be asc or desc.", "order")
+        return JSONResponse(await _responses(gateway).input_items(response_id, _caller(request), int(limit), order, query.get("after")))
 
     @app.get("/v1/router/status")
     async def status() -> Response:
@@ -132,6 +177,12 @@ def build_app(gateway: Gateway) -> FastAPI:
         raise ApiError(404, f"Unknown action '{action}'; use start or stop.", "action")
 
     return app
+
+
+def _responses(gateway: Gateway) -> ResponseStore:
+    """The door sends stored-response routes here only while the store is on (llm_router/app.py)."""
+    assert gateway.responses is not None
+    return gateway.responses
 
 
 def _backends(gateway: Gateway) -> dict[str, Any]:

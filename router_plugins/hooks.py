@@ -11,7 +11,8 @@
   is running (asking the machine's owner, which leases it to this request).
 - `async_post_call_success_hook`: a Responses answer's id keeps its turn's tier (affinity).
 - failure/success events: release the lease, remember why each attempt failed, have the owner
-  check a local server that failed a request.
+  check a local server that failed a request; a request's success event and its failure hook
+  write its row of the spend ledger (router_plugins/accounting.py).
 - `async_post_call_failure_hook`: one clear 502/503 (or 403) naming every backend tried.
 - `async_post_call_response_headers_hook`: x-llm-router-model / x-llm-router-reason, and
   x-llm-router-max-tokens where the request's reserved output was lowered to fit a local model's
@@ -37,10 +38,11 @@ from litellm.proxy._types import ProxyException, UserAPIKeyAuth
 from launchers.server import ServerUnavailable
 from router_config.gateway_config import Deployment
 from router_plugins import metrics, output_budget
+from router_plugins.accounting import ACCOUNTED_CALL_TYPES
 from router_plugins.access import FORBIDDEN
 from router_plugins.affinity import response_key
 from router_plugins.auth import LiteLLMAuth
-from router_plugins.errors import ApiError
+from router_plugins.errors import ApiError, status_of
 from router_plugins.gateway import Gateway
 from router_plugins.request_records import Attempt, Decision
 from router_plugins.redaction import redact
@@ -78,6 +80,8 @@ class RouterHooks(CustomLogger):
     async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: str) -> dict:
         shape = _SHAPES.get(call_type)
         gw = self._gateway
+        if call_type in ACCOUNTED_CALL_TYPES:
+            gw.requests.began(_request_id(data), data.get("model") if isinstance(data.get("model"), str) else "")
         if shape is None:
             if call_type in _EXPLICIT_ONLY_CALL_TYPES and gw.router.is_content_routed(data.get("model")):
                 raise _raised(ApiError(400, f"'{data.get('model') or ''}' is routed by content on chat completions, responses "
@@ -202,6 +206,8 @@ class RouterHooks(CustomLogger):
 
     async def async_log_success_event(self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any) -> None:
         self._release(kwargs)
+        record = self._gateway.requests.record(_request_id(kwargs))
+        await self._gateway.accounting.succeeded(record, kwargs, self._auth.caller_of(_litellm_key(kwargs)), start_time, end_time)
 
     async def async_post_call_success_hook(self, data: dict, user_api_key_dict: Any, response: Any) -> Any:
         """A Responses API answer, as the client gets it, keeps its turn's tier for a next turn that names it
@@ -222,6 +228,13 @@ class RouterHooks(CustomLogger):
     async def async_post_call_failure_hook(
         self, request_data: dict, original_exception: Exception, user_api_key_dict: Any, traceback_str: str | None = None
     ) -> HTTPException | None:
+        record = self._gateway.requests.record(_request_id(request_data))
+        answer = self._failure_answer(request_data, original_exception)
+        status = answer.status_code if answer is not None else status_of(original_exception)
+        await self._gateway.accounting.failed(record, request_data, self._auth.caller_of(user_api_key_dict), status or 500)
+        return answer
+
+    def _failure_answer(self, request_data: dict, original_exception: Exception) -> HTTPException | None:
         gw = self._gateway
         request_id = _request_id(request_data)
         attempts = gw.requests.finish(request_id).attempts

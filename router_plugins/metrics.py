@@ -1,4 +1,4 @@
-"""llm-router's routing metrics for Prometheus: decisions, skipped groups, fallback hops.
+"""llm-router's metrics for Prometheus: routing decisions, skipped groups, fallback hops, spend and auto's saving.
 
 LiteLLM's own `prometheus` callback counts requests, tokens, latency, time to first token and
 its fallbacks; these say why requests went where they went. Recorded in each worker; under
@@ -16,6 +16,12 @@ _DECISIONS = Counter("llm_router_routing_decisions", "Routing decisions, by reas
 _SKIPPED = Counter("llm_router_routing_skipped", "Groups content routing passed over, by cause", ["group", "cause"])
 _AFFINITY = Counter("llm_router_affinity_hits", "auto turns routed up to their conversation's remembered tier", ["tier"])
 _HOPS = Counter("llm_router_fallback_hops", "Moves of a request from a group that failed it to the next one", ["from_group", "to_group"])
+_SPEND = Counter("llm_router_spend_usd", "Dollars spent, as the spend ledger records them, by key name, team and the group that served",
+                 ["key", "team", "group"])
+# auto's saving is the baseline less the spend (a counter can't go down, and a request may cost more than its baseline).
+_AUTO_SPEND = Counter("llm_router_auto_spend_usd", "Dollars auto requests cost, by key name and team", ["key", "team"])
+_AUTO_BASELINE = Counter("llm_router_auto_baseline_usd", "Dollars auto requests would have cost on routing.complex's first group, "
+                         "priced from the same tokens, by key name and team", ["key", "team"])
 
 
 def decided(decision: RoutingDecision) -> None:
@@ -24,6 +30,15 @@ def decided(decision: RoutingDecision) -> None:
         _AFFINITY.labels(decision.tier).inc()
     for skipped in decision.skipped:
         _SKIPPED.labels(skipped.group, _cause(skipped.why)).inc()
+
+
+def spent(key: str, team: str, group: str, cost: float, baseline: float | None) -> None:
+    """A request recorded in the spend ledger (baseline: an auto request's). Labels are names from the keys
+    file and the config, never a key."""
+    _SPEND.labels(key, team, group).inc(cost)
+    if baseline is not None:
+        _AUTO_SPEND.labels(key, team).inc(cost)
+        _AUTO_BASELINE.labels(key, team).inc(baseline)
 
 
 def fallback_hop(from_group: str, to_group: str) -> None:

@@ -9,6 +9,7 @@ request whose end is never reported can't grow it forever.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -36,6 +37,9 @@ class Attempt:
 
 @dataclass
 class RequestRecord:
+    requested: str | None = None
+    """The model the client asked for (before routing), once the pre-call hook has seen the request."""
+    began_at: float = 0.0
     decision: Decision | None = None
     attempts: list[Attempt] = field(default_factory=list)
     answer: ApiError | None = None
@@ -49,6 +53,12 @@ class RequestRecords:
         self._records: OrderedDict[str, RequestRecord] = OrderedDict()
         self._lock = threading.Lock()
         self._memory = memory
+
+    def began(self, call_id: str, requested: str) -> None:
+        """A request reached LiteLLM's pre-call hook, asking for `requested`: one the gateway accounts for."""
+        with self._lock:
+            record = self._record(call_id)
+            record.requested, record.began_at = requested, time.time()
 
     def decided(self, call_id: str, decision: Decision) -> None:
         with self._lock:
