@@ -59,6 +59,13 @@ CREATE TABLE IF NOT EXISTS responses (
     body BLOB
 );
 CREATE INDEX IF NOT EXISTS responses_by_expiry ON responses (expires);
+-- How many responses are kept, so that bounding them costs no count(*) scan.
+CREATE TABLE IF NOT EXISTS counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
+INSERT OR IGNORE INTO counts VALUES ('responses', 0);
+CREATE TRIGGER IF NOT EXISTS responses_added AFTER INSERT ON responses
+    BEGIN UPDATE counts SET n = n + 1 WHERE name = 'responses'; END;
+CREATE TRIGGER IF NOT EXISTS responses_removed AFTER DELETE ON responses
+    BEGIN UPDATE counts SET n = n - 1 WHERE name = 'responses'; END;
 
 -- The spend ledger: one row per request this machine served. Never prompt or answer text, never a key.
 CREATE TABLE IF NOT EXISTS spend (
@@ -176,6 +183,10 @@ class StateDatabase:
     def maintain(self, task: Maintenance) -> None:
         """Have the writer thread run `task` every few minutes (and at its first batch)."""
         self._maintenance.append(task)
+
+    def maintain_now(self) -> concurrent.futures.Future[None]:
+        """Run the maintenance tasks now (they also run every few minutes)."""
+        return self.submit(self._maintain)
 
     def close(self, timeout: float = 10.0) -> None:
         """Commit what is queued, then stop the writer thread."""

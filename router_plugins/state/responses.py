@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("llm_router.responses")
 
 _MAX_CHAIN = 10_000
-_BOUND_EVERY = 256
-"""Writes between two checks of max_responses (and at every maintenance)."""
 _STORED_STATUSES = frozenset({"completed", "incomplete"})
 # Reasoning items are the provider's own (often encrypted) state, which no other backend can read.
 _NOT_CARRIED = frozenset({"reasoning"})
@@ -122,7 +120,6 @@ class ResponseStore:
         self._db = db
         self.settings = settings
         self._remote = remote
-        self._writes = 0
         db.maintain(self._prune)
 
     # ---- the door: before a request, after its answer --------------------------------------
@@ -147,12 +144,13 @@ class ResponseStore:
         response_id = response.get("id")
         if not isinstance(response_id, str) or response.get("status") not in _STORED_STATUSES:
             return
+        key = response_key(response_id)
         now = time.time()
         body = None
         if turn.store:
             content = {"input": turn.input, "output": response.get("output") or [], "response": response}
             body = zlib.compress(json.dumps(content, separators=(",", ":")).encode(), 1)
-        kept = Kept(response_key(response_id), turn.owner, now, now + self.settings.ttl_s, turn.store, turn.previous, body)
+        kept = Kept(key, turn.owner, now, now + self.settings.ttl_s, turn.store, turn.previous, body)
         await self._db.write(lambda connection: self._put(connection, kept))
         if self._remote is not None:
             await self._remote.put(kept, self.settings)
@@ -240,17 +238,18 @@ class ResponseStore:
     # ---- the writer thread's ------------------------------------------------------------------
 
     def _put(self, connection: sqlite3.Connection, kept: Kept) -> None:
-        connection.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)", kept.row())
-        self._writes += 1
-        if self._writes % _BOUND_EVERY == 0:
-            self._bound(connection)
+        connection.execute("INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, "
+                           "created = excluded.created, expires = max(expires, excluded.expires), stored = excluded.stored, "
+                           "previous = excluded.previous, body = excluded.body", kept.row())
+        self._bound(connection)
 
     def _prune(self, connection: sqlite3.Connection, now: float) -> None:
         connection.execute("DELETE FROM responses WHERE expires <= ?", (now,))
         self._bound(connection)
 
     def _bound(self, connection: sqlite3.Connection) -> None:
-        (count,) = connection.execute("SELECT count(*) FROM responses").fetchone()
+        """The least recently used go first past max_responses."""
+        (count,) = connection.execute("SELECT n FROM counts WHERE name = 'responses'").fetchone()
         excess = count - self.settings.max_responses
         if excess > 0:
             connection.execute("DELETE FROM responses WHERE key IN (SELECT key FROM responses ORDER BY expires LIMIT ?)", (excess,))
