@@ -4,7 +4,7 @@ A request that reached LiteLLM's pre-call hook on an inference route (router_plu
 it in the request records) gets one ledger row when it ends: from the success event of the attempt
 that answered (after the answer has gone out, a stream's included, with LiteLLM's response_cost and
 token counts in its standard logging payload and the group that served), or from the failure hook
-when every attempt failed (cost 0). The key's name and team come from LiteLLM's key object, the
+when every attempt failed (cost 0). The key's name and team come from LiteLLM's key object (its alias and team alias), the
 model asked for and the routing reason from the request records: never a prompt, never a key.
 """
 
@@ -41,14 +41,18 @@ class Accounting:
     def reload(self, config: GatewayConfig) -> None:
         self._config = config
 
-    async def succeeded(self, record: RequestRecord, kwargs: dict[str, Any], caller: Caller, start: Any, end: Any) -> None:
-        """The success event of a request's answering attempt (LiteLLM's call, or one of its fallbacks)."""
+    async def succeeded(self, record: RequestRecord, kwargs: dict[str, Any], start: Any, end: Any) -> None:
+        """The success event of a request's answering attempt (LiteLLM's call, or one of its fallbacks). The
+        key's name and team are read from LiteLLM's logging metadata (our key object's alias and team alias):
+        LiteLLM takes the key object itself out of an event's metadata."""
         payload = kwargs.get("standard_logging_object") or {}
+        metadata = payload.get("metadata") or {}
+        who = (str(metadata.get("user_api_key_alias") or "-"), str(metadata.get("user_api_key_team_alias") or ""))
         served = payload.get("model_group") or (record.decision.model if record.decision else None) or UNKNOWN_MODEL
         input_tokens, output_tokens = int(payload.get("prompt_tokens") or 0), int(payload.get("completion_tokens") or 0)
         cost = float(payload.get("response_cost") or 0.0)
         auto = record.decision is not None and record.decision.reason != "explicit"
-        await self._record(record, caller, kwargs, status=200, served=served, tokens=(input_tokens, output_tokens), cost=cost,
+        await self._record(record, who, kwargs, status=200, served=served, tokens=(input_tokens, output_tokens), cost=cost,
                            baseline=self.baseline(input_tokens, output_tokens) if auto else None, latency_s=_seconds(start, end))
 
     async def failed(self, record: RequestRecord, request_data: dict[str, Any], caller: Caller, status: int) -> None:
@@ -56,7 +60,8 @@ class Accounting:
         attempts = record.attempts
         served = attempts[-1].group if attempts else record.decision.model if record.decision else UNKNOWN_MODEL
         latency = (dt.datetime.now().timestamp() - record.began_at) if record.began_at else 0.0
-        await self._record(record, caller, request_data, status=status, served=served, tokens=(0, 0), cost=0.0, baseline=None,
+        who = (caller.name, caller.key.team if caller.key is not None else "")
+        await self._record(record, who, request_data, status=status, served=served, tokens=(0, 0), cost=0.0, baseline=None,
                            latency_s=latency)
 
     def baseline(self, input_tokens: int, output_tokens: int) -> float | None:
@@ -75,15 +80,15 @@ class Accounting:
             return None
         return prompt + completion
 
-    async def _record(self, record: RequestRecord, caller: Caller, kwargs: dict[str, Any], *, status: int, served: str,
+    async def _record(self, record: RequestRecord, who: tuple[str, str], kwargs: dict[str, Any], *, status: int, served: str,
                       tokens: tuple[int, int], cost: float, baseline: float | None, latency_s: float) -> None:
+        """who: the key's name and team."""
         request_id = str(kwargs.get("litellm_call_id") or "")
         if not request_id or record.requested is None:
             return
         payload = kwargs.get("standard_logging_object") or {}
         call_type = str(payload.get("call_type") or kwargs.get("call_type") or "")
-        team = caller.key.team if caller.key is not None else ""
-        row = SpendRow(request_id=request_id, at=dt.datetime.now().timestamp(), key_name=caller.name, team=team,
+        row = SpendRow(request_id=request_id, at=dt.datetime.now().timestamp(), key_name=who[0], team=who[1],
                        api=_api_of(call_type),
                        requested=self._known(record.requested), served=served, reason=record.decision.reason if record.decision else "explicit",
                        status=status, stream=bool(kwargs.get("stream")), input_tokens=tokens[0], output_tokens=tokens[1],

@@ -207,7 +207,7 @@ class RouterHooks(CustomLogger):
     async def async_log_success_event(self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any) -> None:
         self._release(kwargs)
         record = self._gateway.requests.record(_request_id(kwargs))
-        await self._gateway.accounting.succeeded(record, kwargs, self._auth.caller_of(_litellm_key(kwargs)), start_time, end_time)
+        await self._gateway.accounting.succeeded(record, kwargs, start_time, end_time)
 
     async def async_post_call_success_hook(self, data: dict, user_api_key_dict: Any, response: Any) -> Any:
         """A Responses API answer, as the client gets it, keeps its turn's tier for a next turn that names it
