@@ -16,7 +16,7 @@ from typing import Any
 
 import litellm
 
-from router_config.gateway_config import GatewayConfig
+from router_config.gateway_config import Deployment, GatewayConfig
 from router_plugins import metrics
 from router_plugins.access import Caller
 from router_plugins.request_records import RequestRecord
@@ -35,11 +35,14 @@ UNKNOWN_MODEL = "(unknown)"
 
 class Accounting:
     def __init__(self, config: GatewayConfig, ledger: SpendLedger) -> None:
-        self._config = config
         self._ledger = ledger
+        self.reload(config)
 
     def reload(self, config: GatewayConfig) -> None:
         self._config = config
+        self._rates: Any = _UNREAD
+        self._names = frozenset((*(config.routing.trigger_models if config.routing else ()), *config.groups, *config.aliases))
+        """The model names the ledger keeps as requested: a trigger name, a group, or an alias."""
 
     async def succeeded(self, record: RequestRecord, kwargs: dict[str, Any], start: Any, end: Any) -> None:
         """The success event of a request's answering attempt (LiteLLM's call, or one of its fallbacks). The
@@ -66,26 +69,35 @@ class Accounting:
 
     def baseline(self, input_tokens: int, output_tokens: int) -> float | None:
         """What these tokens would have cost on the first group of routing.complex (None: it has no price)."""
+        rates = self._baseline_rates()
+        if rates is None:
+            return None
+        if rates is _TIERED:
+            model = self._baseline_deployment().litellm_model  # type: ignore[union-attr]
+            prompt, completion = litellm.cost_per_token(model=model, prompt_tokens=input_tokens, completion_tokens=output_tokens)
+            return prompt + completion
+        return input_tokens * rates[0] + output_tokens * rates[1]
+
+    def _baseline_deployment(self) -> Deployment | None:
         rules = self._config.routing
         deployments = self._config.deployments_of(rules.complex[0]) if rules and rules.complex else ()
-        if not deployments:
-            return None
-        d = deployments[0]
-        price = d.set_price
-        if price is not None:
-            return (input_tokens * price.input + output_tokens * price.output) / 1e6
-        try:
-            prompt, completion = litellm.cost_per_token(model=d.litellm_model, prompt_tokens=input_tokens, completion_tokens=output_tokens)
-        except Exception:  # a model LiteLLM's cost map doesn't know: no saving can be said
-            return None
-        return prompt + completion
+        return deployments[0] if deployments else None
+
+    def _baseline_rates(self) -> tuple[float, float] | None:
+        """The baseline's dollars per input and output token: its configured price, else LiteLLM's cost map's, read once
+        (LiteLLM's own cost_per_token takes a third of a millisecond). _TIERED: a price that depends on the request's size,
+        which only LiteLLM's cost_per_token knows."""
+        if self._rates is _UNREAD:
+            self._rates = _rates_of(self._baseline_deployment())
+        return self._rates
 
     async def _record(self, record: RequestRecord, who: tuple[str, str], kwargs: dict[str, Any], *, status: int, served: str,
                       tokens: tuple[int, int], cost: float, baseline: float | None, latency_s: float) -> None:
         """who: the key's name and team."""
         request_id = str(kwargs.get("litellm_call_id") or "")
-        if not request_id or record.requested is None:
+        if not request_id or record.requested is None or record.accounted:
             return
+        record.accounted = True  # before any await: the success event and the failure hook run on one loop
         payload = kwargs.get("standard_logging_object") or {}
         call_type = str(payload.get("call_type") or kwargs.get("call_type") or "")
         row = SpendRow(request_id=request_id, at=dt.datetime.now().timestamp(), key_name=who[0], team=who[1],
@@ -94,20 +106,39 @@ class Accounting:
                        status=status, stream=bool(kwargs.get("stream")), input_tokens=tokens[0], output_tokens=tokens[1],
                        cost=cost, baseline=baseline, latency_ms=round(latency_s * 1000, 1))
         try:
-            recorded = await self._ledger.record(row)
+            await self._ledger.record(row)
         except Exception:
             log.exception("the spend ledger failed to record request %s (key %s)", request_id, row.key_name)
             return
-        if recorded:
-            metrics.spent(row.key_name, row.team, row.served, row.cost, row.baseline)
+        metrics.spent(row.key_name, row.team, row.served, row.cost, row.baseline)
 
     def _known(self, requested: str) -> str:
-        """The requested name as the ledger keeps it: a trigger name, a group, or an alias; anything else is not kept."""
-        config = self._config
-        triggers = config.routing.trigger_models if config.routing else ()
-        if requested in triggers or requested in config.groups or requested in config.aliases:
+        """The requested name as the ledger keeps it: one the config knows (an empty one is content-routed); anything
+        else is not kept."""
+        if requested in self._names:
             return requested
-        return "auto" if not requested and config.routing else UNKNOWN_MODEL
+        return "auto" if not requested and self._config.routing else UNKNOWN_MODEL
+
+
+_UNREAD = object()
+_TIERED = (float("nan"), float("nan"))
+
+
+def _rates_of(deployment: Deployment | None) -> tuple[float, float] | None:
+    if deployment is None:
+        return None
+    price = deployment.set_price
+    if price is not None:
+        return price.input / 1e6, price.output / 1e6
+    try:
+        info = litellm.get_model_info(deployment.litellm_model)
+    except Exception:  # a model LiteLLM's cost map doesn't know: no saving can be said
+        return None
+    if any("_above_" in name and value for name, value in info.items() if "cost" in name and "batches" not in name and "cache" not in name):
+        return _TIERED
+    if info.get("input_cost_per_token") is None or info.get("output_cost_per_token") is None:
+        return None
+    return float(info["input_cost_per_token"]), float(info["output_cost_per_token"])
 
 
 def _api_of(call_type: str) -> str:

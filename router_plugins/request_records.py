@@ -40,6 +40,8 @@ class RequestRecord:
     requested: str | None = None
     """The model the client asked for (before routing), once the pre-call hook has seen the request."""
     began_at: float = 0.0
+    accounted: bool = False
+    """Its spend-ledger row is written (or being written): a request's end may be reported twice."""
     decision: Decision | None = None
     attempts: list[Attempt] = field(default_factory=list)
     answer: ApiError | None = None

@@ -28,7 +28,10 @@ import litellm
 import pytest
 
 from router_config.gateway_config import ConfigError, SpendSettings, load_config
+from router_plugins.access import MASTER as MASTER_CALLER
+from router_plugins.accounting import Accounting
 from router_plugins.keys import hash_key
+from router_plugins.request_records import Decision, RequestRecord
 from router_plugins.state import periods
 from router_plugins.state.database import StateDatabase
 from router_plugins.state.spend import SpendLedger, SpendRow
@@ -342,13 +345,21 @@ def test_spend_in_a_day_a_week_from_monday_and_a_month_in_the_configured_time_zo
 
 
 def test_a_request_is_recorded_once_however_often_its_end_is_reported(tmp_path):
-    ledger = _ledger_in(tmp_path)
-    row = _row_at(time.time(), request_id="the-one")
+    config = load_config(core_config(tmp_path, "http://127.0.0.1:9"))
+    ledger = SpendLedger(StateDatabase(tmp_path / "state.db"), config.settings.spend)
+    accounting = Accounting(config, ledger)
+    record = RequestRecord(requested="gpt-4o", decision=Decision("gpt-4o", "explicit"))
+    kwargs = {"litellm_call_id": "the-one", "standard_logging_object": {
+        "call_type": "acompletion", "model_group": "gpt-4o", "prompt_tokens": 10, "completion_tokens": 5, "response_cost": 1.0,
+        "metadata": {"user_api_key_alias": "alice", "user_api_key_team_alias": "red"}}}
 
-    async def record() -> list[bool]:
-        return [await ledger.record(row), await ledger.record(row)]
+    async def report_twice() -> None:
+        await accounting.succeeded(record, kwargs, None, None)
+        await accounting.succeeded(record, kwargs, None, None)
+        await accounting.failed(record, kwargs, MASTER_CALLER, 500)
 
-    assert asyncio.run(record()) == [True, False]
+    asyncio.run(report_twice())
+    assert [r["request_id"] for r in ledger.requests(dt.date.today())] == ["the-one"]
     assert ledger.spent("key", "alice", "day") == 1.0
 
 

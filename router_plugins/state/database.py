@@ -7,8 +7,10 @@ busy timeout for the moment two processes commit at once.
 
 Writes go through one thread per process, which commits whatever has been queued meanwhile in one
 transaction (a savepoint each, so one failing write fails alone). A caller awaits its write's
-commit without blocking its event loop: a request's row is durable when its callback returns.
-Reads use a connection per thread.
+commit without blocking its event loop (the writer settles a transaction's awaiters in one call to
+their loop): a request's row is durable when its callback returns.
+Reads use a connection per thread. (While nobody else writes, an awaited write commits at once in
+its caller's thread: see `write`.)
 
 The schema is here, in one place, for both stores: the Responses store (responses.py) and the spend
 ledger (spend.py). `meta` holds this database's origin, the id its rows carry to other replicas.
@@ -41,6 +43,8 @@ _BATCH = 512
 """The most writes one transaction commits."""
 _MAINTAIN_EVERY_S = 300.0
 _LOCKED_RETRIES = 5
+_CHECKPOINT_EVERY = 200
+"""Writes committed in a caller's thread (whose connection never checkpoints) between two commits of the writer thread's."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,9 +72,11 @@ CREATE TRIGGER IF NOT EXISTS responses_removed AFTER DELETE ON responses
     BEGIN UPDATE counts SET n = n - 1 WHERE name = 'responses'; END;
 
 -- The spend ledger: one row per request this machine served. Never prompt or answer text, never a key.
+-- seq: the rowid, increasing (rows are only ever deleted oldest first): the replicas' versions are seqs, and
+-- rows are found by time by bisecting seqs (spend.py), which spares every write an index page.
 CREATE TABLE IF NOT EXISTS spend (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    request_id TEXT NOT NULL UNIQUE,
+    seq INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL,
     at REAL NOT NULL,
     day TEXT NOT NULL,
     key_name TEXT NOT NULL,
@@ -87,11 +93,10 @@ CREATE TABLE IF NOT EXISTS spend (
     baseline REAL,
     latency_ms REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS spend_by_day ON spend (day);
 
 -- Daily totals by key, team, requested model and serving group: this machine's (origin = meta's)
 -- kept with each row in one transaction, other replicas' copied from Redis (replicas.py).
--- version: the origin's last ledger row counted in that day.
+-- version: the origin's last ledger row (seq) counted in that day, noted when it is shared (replicas.py).
 CREATE TABLE IF NOT EXISTS usage_days (
     origin TEXT NOT NULL,
     day TEXT NOT NULL,
@@ -106,7 +111,7 @@ CREATE TABLE IF NOT EXISTS usage_days (
     cost REAL NOT NULL,
     saving REAL NOT NULL,
     PRIMARY KEY (origin, day, key_name, team, requested, served)
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS usage_days_by_key ON usage_days (key_name, day);
 CREATE INDEX IF NOT EXISTS usage_days_by_team ON usage_days (team, day);
 CREATE INDEX IF NOT EXISTS usage_days_by_day ON usage_days (day);
@@ -115,7 +120,7 @@ CREATE TABLE IF NOT EXISTS usage_versions (
     day TEXT NOT NULL,
     version INTEGER NOT NULL,
     PRIMARY KEY (origin, day)
-);
+) WITHOUT ROWID;
 """
 
 
@@ -127,10 +132,16 @@ def connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
+class _Busy(Exception):
+    """Another connection holds the write lock."""
+
+
 @dataclass
 class _Queued:
     write: Write[Any]
-    future: concurrent.futures.Future[Any]
+    future: concurrent.futures.Future[Any] | asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop | None = None
+    """The loop an asyncio future belongs to; None for a concurrent.futures one."""
 
 
 class StateDatabase:
@@ -151,6 +162,9 @@ class StateDatabase:
         self._maintenance: list[Maintenance] = []
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._written_now = 0
+        self._maintain_at = float("-inf")
+        """When (monotonic) the maintenance tasks are next due."""
 
     # ---- reads ----------------------------------------------------------------------------
 
@@ -167,18 +181,57 @@ class StateDatabase:
         """Queue `write` (called with the writer's connection, inside a transaction); its future is
         done once that transaction has committed."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._enqueue(_Queued(write, future))
+        return future
+
+    async def write(self, write: Write[T]) -> T:
+        """`submit`, awaited from an event loop (whose futures the writer settles in one call per transaction).
+
+        While nothing is queued and no other process is writing, the write commits at once in the loop's
+        thread instead (tens of microseconds, where handing it to the writer thread and back costs more
+        CPU than the write itself); a write that would wait for a lock goes to the writer thread."""
+        if not self._queue:
+            try:
+                result = self._write_now(write)
+            except _Busy:
+                pass
+            else:
+                self._written_now += 1
+                if self._written_now % _CHECKPOINT_EVERY == 0 or time.monotonic() > self._maintain_at:
+                    self.submit(lambda connection: None)  # the writer thread checkpoints and maintains as it commits
+                return result
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._enqueue(_Queued(write, future, loop))
+        return await future
+
+    def _write_now(self, write: Write[T]) -> T:
+        connection = getattr(self._readers, "writer", None)
+        if connection is None:
+            connection = self._readers.writer = connect(self.path)
+            connection.execute("PRAGMA busy_timeout = 0")  # never wait for a lock here: the writer thread does
+            connection.execute("PRAGMA wal_autocheckpoint = 0")  # nor checkpoint: the writer thread's connection does
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise _Busy() from exc
+        try:
+            result = write(connection)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return result
+
+    def _enqueue(self, queued: _Queued) -> None:
         with self._wake:
             if self._closed:
                 raise RuntimeError("the state database is closed")
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="llm-router-state-writer", daemon=True)
                 self._thread.start()
-            self._queue.append(_Queued(write, future))
+            self._queue.append(queued)
             self._wake.notify()
-        return future
-
-    async def write(self, write: Write[T]) -> T:
-        return await asyncio.wrap_future(self.submit(write))
 
     def maintain(self, task: Maintenance) -> None:
         """Have the writer thread run `task` every few minutes (and at its first batch)."""
@@ -198,8 +251,8 @@ class StateDatabase:
             thread.join(timeout)
 
     def _run(self) -> None:
+        # The one connection of this process that checkpoints (SQLite's default, every 1,000 pages of WAL).
         connection = connect(self.path)
-        maintained = float("-inf")
         while True:
             with self._wake:
                 while not self._queue and not self._closed:
@@ -208,9 +261,8 @@ class StateDatabase:
                 if not batch and self._closed:
                     connection.close()
                     return
-            now = time.time()
-            if now - maintained > _MAINTAIN_EVERY_S:
-                maintained = now
+            if time.monotonic() > self._maintain_at:
+                self._maintain_at = time.monotonic() + _MAINTAIN_EVERY_S
                 batch.append(_Queued(self._maintain, concurrent.futures.Future()))
             self._commit(connection, batch)
 
@@ -237,11 +289,19 @@ class StateDatabase:
                 log.error("state database %s: a write of %d change(s) failed: %s", self.path, len(batch), exc)
                 outcomes = [exc] * len(batch)
                 break
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         for queued, outcome in zip(batch, outcomes):
-            if isinstance(outcome, BaseException):
+            if queued.loop is not None:
+                by_loop.setdefault(queued.loop, []).append((queued.future, outcome))  # type: ignore[arg-type]
+            elif isinstance(outcome, BaseException):
                 queued.future.set_exception(outcome)
             else:
                 queued.future.set_result(outcome[0])
+        for loop, settled in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:
+                pass  # that loop has closed: nobody awaits these any more
 
     @staticmethod
     def _transaction(connection: sqlite3.Connection, batch: list[_Queued]) -> list[Any]:
@@ -258,3 +318,14 @@ class StateDatabase:
                 outcomes.append(exc)
         connection.execute("COMMIT")
         return outcomes
+
+
+def _settle(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    """In the loop's thread: the outcomes of one transaction's writes."""
+    for future, outcome in settled:
+        if future.done():
+            continue  # its awaiter was cancelled
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome[0])

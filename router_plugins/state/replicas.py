@@ -211,8 +211,19 @@ class UsageReplication:
         if epoch != self._epoch:
             self._epoch, self._published = epoch, {}
         oldest = self._oldest_day()
+        self._note_own_versions()
         self._publish(oldest)
         self._copy_in(oldest)
+
+    def _note_own_versions(self) -> None:
+        """Stamp each day this machine's ledger grew in with its newest row (a request's write doesn't, to stay cheap)."""
+        reader, origin = self._db.reader(), self._db.origin
+        (noted,) = reader.execute("SELECT coalesce(max(version), 0) FROM usage_versions WHERE origin = ?", (origin,)).fetchone()
+        grown = reader.execute("SELECT day, max(seq) FROM spend WHERE seq > ? GROUP BY day", (noted,)).fetchall()
+        if grown:
+            self._db.submit(lambda connection: connection.executemany(
+                "INSERT INTO usage_versions VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET version = max(version, excluded.version)",
+                [(origin, day, seq) for day, seq in grown])).result()
 
     def _oldest_day(self) -> str:
         settings = self._ledger.settings

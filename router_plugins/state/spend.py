@@ -35,7 +35,7 @@ BY: tuple[By, ...] = ("key", "team", "model", "day")
 @dataclass(frozen=True)
 class SpendRow:
     request_id: str
-    """LiteLLM's call id (x-litellm-call-id): a request is recorded once."""
+    """LiteLLM's call id (the answer's x-litellm-call-id)."""
     at: float
     key_name: str
     team: str
@@ -59,12 +59,11 @@ class SpendRow:
 
 _INSERT = """INSERT INTO spend (request_id, at, day, key_name, team, api, requested, served, reason, status, stream,
                                 input_tokens, output_tokens, cost, baseline, latency_ms)
-              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING"""
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 _ADD_TO_DAY = """INSERT INTO usage_days VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
                  ON CONFLICT DO UPDATE SET requests = requests + 1, failures = failures + excluded.failures,
                      input_tokens = input_tokens + excluded.input_tokens, output_tokens = output_tokens + excluded.output_tokens,
                      cost = cost + excluded.cost, saving = saving + excluded.saving"""
-_VERSION = """INSERT INTO usage_versions VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET version = max(version, excluded.version)"""
 _COLUMNS = {"key": ("key_name", "team"), "team": ("team",), "model": ("served",), "day": ("day",)}
 _SHOWN = {"key_name": "key", "served": "model"}
 
@@ -117,21 +116,18 @@ class SpendLedger:
     def origin(self) -> str:
         return self._db.origin
 
-    async def record(self, row: SpendRow) -> bool:
-        """Write the row and its day's totals; returns once committed. False: this request was recorded already."""
-        return await self._db.write(lambda connection: self.insert(connection, row))
+    async def record(self, row: SpendRow) -> None:
+        """Write the row and its day's totals; returns once committed. (A request is recorded once: its
+        caller, router_plugins/accounting.py, sees to it.)"""
+        await self._db.write(lambda connection: self._insert(connection, row))
 
-    def insert(self, connection: sqlite3.Connection, row: SpendRow) -> bool:
+    def _insert(self, connection: sqlite3.Connection, row: SpendRow) -> None:
         day = periods.day_of(row.at, self._zone)
-        cursor = connection.execute(_INSERT, (row.request_id, row.at, day, row.key_name, row.team, row.api, row.requested, row.served,
-                                              row.reason, row.status, int(row.stream), row.input_tokens, row.output_tokens, row.cost,
-                                              row.baseline, row.latency_ms))
-        if cursor.rowcount == 0:
-            return False
+        connection.execute(_INSERT, (row.request_id, row.at, day, row.key_name, row.team, row.api, row.requested, row.served,
+                                     row.reason, row.status, int(row.stream), row.input_tokens, row.output_tokens, row.cost,
+                                     row.baseline, row.latency_ms))
         connection.execute(_ADD_TO_DAY, (self.origin, day, row.key_name, row.team, row.requested, row.served, int(row.status >= 400),
                                          row.input_tokens, row.output_tokens, row.cost, row.saving))
-        connection.execute(_VERSION, (self.origin, day, cursor.lastrowid))
-        return True
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -164,9 +160,11 @@ class SpendLedger:
 
     def requests(self, since: dt.date) -> Iterator[dict[str, Any]]:
         """This machine's rows since a day, oldest first: one per request (export)."""
-        cursor = self._db.reader().execute(
+        reader = self._db.reader()
+        cursor = reader.execute(
             "SELECT request_id, at, day, key_name, team, api, requested, served, reason, status, stream, input_tokens, output_tokens, "
-            "cost, baseline, latency_ms FROM spend WHERE day >= ? ORDER BY seq", (since.isoformat(),))
+            "cost, baseline, latency_ms FROM spend WHERE seq >= ? AND day >= ? ORDER BY seq",
+            (_first_seq_from(reader, self._start_of(since)), since.isoformat()))
         names = [d[0] for d in cursor.description]
         for values in cursor:
             row = dict(zip(names, values))
@@ -178,8 +176,26 @@ class SpendLedger:
         """The first day of a `--since`; raises periods.BadSince."""
         return periods.parse_since(text, self._zone, now)
 
+    def _start_of(self, day: dt.date) -> float:
+        return dt.datetime.combine(day, dt.time(), self._zone).timestamp()
+
     def _prune(self, connection: sqlite3.Connection, now: float) -> None:
-        oldest = (periods.today(self._zone, now) - dt.timedelta(days=self.settings.retention_days - 1)).isoformat()
-        connection.execute("DELETE FROM spend WHERE day < ?", (oldest,))
-        connection.execute("DELETE FROM usage_days WHERE day < ?", (oldest,))
-        connection.execute("DELETE FROM usage_versions WHERE day < ?", (oldest,))
+        oldest = periods.today(self._zone, now) - dt.timedelta(days=self.settings.retention_days - 1)
+        connection.execute("DELETE FROM spend WHERE seq < ?", (_first_seq_from(connection, self._start_of(oldest)),))
+        connection.execute("DELETE FROM usage_days WHERE day < ?", (oldest.isoformat(),))
+        connection.execute("DELETE FROM usage_versions WHERE day < ?", (oldest.isoformat(),))
+
+
+def _first_seq_from(connection: sqlite3.Connection, at: float) -> int:
+    """The first row made at or after `at`, found by bisecting the rows by seq: a row's seq follows the order
+    rows were committed in, which is their time's (give or take the milliseconds between two workers), and
+    an index on the day would cost every request's write a page more."""
+    low, high = connection.execute("SELECT coalesce(min(seq), 0), coalesce(max(seq), -1) + 1 FROM spend").fetchone()
+    while low < high:
+        middle = (low + high) // 2
+        seq, made = connection.execute("SELECT seq, at FROM spend WHERE seq >= ? ORDER BY seq LIMIT 1", (middle,)).fetchone()
+        if made >= at:
+            high = middle
+        else:
+            low = seq + 1
+    return low
