@@ -474,6 +474,7 @@ def test_sigkill_mid_load_loses_at_most_the_requests_in_flight(tmp_path, cloud):
     recorded = {r[0] for r in database.execute("SELECT request_id FROM spend")}
     answered = {call_id for call_id, _ in completed}
     lost = answered - recorded
+    print(f"\nSIGKILL after {len(answered)} answers of {sent} sent: {len(recorded)} rows, {len(lost)} answered but not recorded")
     # In flight at the kill: the 16 requests being answered, and those answered whose callback (after the
     # answer) had not yet committed. Any answered a second before the kill was recorded.
     assert not {call_id for call_id, at in completed if at < killed_at - 1.0} - recorded
