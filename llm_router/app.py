@@ -39,6 +39,7 @@ from router_config.gateway_config import default_config_path, load_config  # noq
 from router_config.litellm_settings import litellm_config  # noqa: E402
 from router_plugins import client_dialects, endpoints  # noqa: E402
 from router_plugins.access import Caller, presented_key  # noqa: E402
+from router_plugins.affinity import CONTINUED_HEADER  # noqa: E402
 from router_plugins.auth import CALLER_STATE, LiteLLMAuth  # noqa: E402
 from router_plugins.errors import Api, ApiError, error_meant  # noqa: E402
 from router_plugins.gateway import Gateway  # noqa: E402
@@ -53,6 +54,7 @@ log = logging.getLogger("llm_router.app")
 Scope = dict[str, Any]
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 METRICS_PATH = "/metrics"
+CONTINUED = CONTINUED_HEADER.encode()
 RESPONSES_CREATE = frozenset({"/v1/responses", "/responses"})
 """Where a Responses answer is made (not compact or input_tokens): the ones the Responses store keeps."""
 """Mounted by LiteLLM's prometheus callback; admin-only unless llm_router.metrics_public."""
@@ -93,11 +95,16 @@ class GatewayApp:
             if caller is not None and caller.is_team and route.access is Access.INFERENCE:
                 self._gateway.access.check_request(caller, route, self._named_group(route, parsed))
             changed = parsed is not None and self._rewrite(route, parsed, caller)
+            if route.operation is Operation.RESPONSES:
+                # Only the door says which response a request continued (affinity keys a conversation by it).
+                scope["headers"] = [(n, v) for n, v in scope["headers"] if n != CONTINUED]
             if parsed is not None and caller is not None and route.operation is Operation.RESPONSES and self._gateway.responses is not None:
                 turn = await self._gateway.responses.expand(parsed, caller)
-                changed = changed or turn.previous is not None
+                if turn.continued is not None:
+                    changed = True
+                    scope["headers"].append((CONTINUED, turn.continued.encode("latin-1", "replace")))
                 if scope["path"].rstrip("/") in RESPONSES_CREATE:
-                    answer.keep_response(turn, self._gateway.responses.keep)
+                    answer.keep_response(turn, self._gateway.responses.keep, self._gateway.remember_response_tier)
             if changed:
                 body = json.dumps(parsed).encode()
                 scope["headers"] = [(n, v) for n, v in scope["headers"] if n != b"content-length"] + [(b"content-length", str(len(body)).encode())]
@@ -249,11 +256,14 @@ class _Answer:
         self._turn: Turn | None = None
         self._keep: Callable[[Turn, dict[str, Any]], Awaitable[None]] | None = None
         self._final: AnswerReader | None = None
+        self._remember_tier: Callable[[str, str], None] | None = None
 
-    def keep_response(self, turn: Turn, keep: Callable[[Turn, dict[str, Any]], Awaitable[None]]) -> None:
+    def keep_response(self, turn: Turn, keep: Callable[[Turn, dict[str, Any]], Awaitable[None]],
+                      remember_tier: Callable[[str, str], None]) -> None:
         """A Responses answer: `keep` it (the Responses store) before the chunk that completes it goes out,
-        so that the client's next turn, on any worker or replica, finds it."""
-        self._turn, self._keep = turn, keep
+        so that the client's next turn, on any worker or replica, finds it; a streamed one also keeps its
+        turn's tier for affinity (remember_tier: LiteLLM's call id, the response id)."""
+        self._turn, self._keep, self._remember_tier = turn, keep, remember_tier
 
     @property
     def caller_name(self) -> str:
@@ -318,7 +328,7 @@ class _Answer:
         await self._send(message)
 
     async def _keep_final(self, message: dict[str, Any]) -> None:
-        assert self._final is not None and self._keep is not None and self._turn is not None
+        assert self._final is not None and self._keep is not None and self._turn is not None and self._remember_tier is not None
         final = self._final.feed(message.get("body", b""), last=not message.get("more_body"))
         if final is None:
             return
@@ -327,6 +337,9 @@ class _Answer:
         except Exception:
             # The answer still goes out; a turn that continues it will be told it isn't kept.
             log.exception("the Responses store failed to keep a response (key %s)", self.caller_name)
+        if self._final.streamed and isinstance(final.get("id"), str):
+            # The success hook that does this for a whole answer never sees a stream's id.
+            self._remember_tier(self._headers.get(b"x-litellm-call-id", b"").decode("latin-1"), final["id"])
 
     def _note(self) -> None:
         """A routed request's decision and how it ended, once its answer is complete (streams included)."""

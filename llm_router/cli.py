@@ -13,10 +13,16 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from router_config import environment
 from router_config.gateway_config import ConfigError, GatewayConfig, default_config_path, load_config
 from router_config.litellm_settings import LITELLM_CONFIG_NAME, write_litellm_config
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from router_plugins.state.spend import SpendLedger
 
 EXIT_CONFIG_ERROR = 2
 _STARTUP_FAILURE = 3
@@ -177,6 +183,8 @@ def _needs_gateway_restart(old: GatewayConfig, new: GatewayConfig) -> list[str]:
                for i in sorted(set(before) | set(after)) if before.get(i) != after.get(i)]
     moved = [f"llm_router.{name} changed" for name in ("state_dir", "log_dir", "keys_file", "redis", "metrics")
              if getattr(old.settings, name) != getattr(new.settings, name)]
+    if old.settings.responses.enabled != new.settings.responses.enabled:
+        moved.append(f"llm_router.responses turned {'on' if new.settings.responses.enabled else 'off'}")
     return changed + moved
 
 
@@ -327,19 +335,24 @@ def _keys(args: argparse.Namespace) -> int:
 
 def _usage(args: argparse.Namespace) -> int:
     """The spend ledger's report (or its rows), read from the state database while gateways write it."""
-    import csv
-
     from router_plugins.state.database import StateDatabase
     from router_plugins.state.periods import BadSince
     from router_plugins.state.spend import SpendLedger
 
     config = load_config(args.config)
-    ledger = SpendLedger(StateDatabase(_runtime_paths(config).state_database), config.settings.spend)
-    try:
-        since = ledger.since(args.since)
-    except BadSince as exc:
-        print(f"llm-router: {exc}", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
+    with _state_folder(config):  # another config's gateway would be reported as this one's
+        ledger = SpendLedger(StateDatabase(_runtime_paths(config).state_database), config.settings.spend)
+        try:
+            since = ledger.since(args.since)
+        except BadSince as exc:
+            print(f"llm-router: {exc}", file=sys.stderr)
+            return EXIT_CONFIG_ERROR
+        return _print_usage(ledger, args, since, config.settings.spend.time_zone)
+
+
+def _print_usage(ledger: SpendLedger, args: argparse.Namespace, since: dt.date, zone: str) -> int:
+    import csv
+
     if args.by == "request":
         rows = list(ledger.requests(since))
     else:
@@ -358,7 +371,7 @@ def _usage(args: argparse.Namespace) -> int:
             writer.writeheader()
             writer.writerows(rows)
     else:
-        print(f"since {since} ({config.settings.spend.time_zone})")
+        print(f"since {since} ({zone})")
         _print_table(rows)
     return 0
 

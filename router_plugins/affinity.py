@@ -10,7 +10,8 @@ conversation lasts.
 **The key** needs no client cooperation. A session identity the client sends wins, in this
 order: the `x-session-id` header, Anthropic's `metadata.user_id` (Claude Code puts its session
 id there), OpenAI's `prompt_cache_key` (Codex sends one per session), the Responses API's
-`previous_response_id` (a response remembers the tier of the turn that made it), then OpenAI's
+`previous_response_id` (a response remembers the tier of the turn that made it; also once the
+Responses store has expanded it, router_plugins/state/responses.py), then OpenAI's
 `user`. Otherwise, what stays fixed as an agent's conversation grows, read the same on chat,
 Responses and Messages: the system prompt and the first user turn (their first
 `_KEYED_CHARS` characters each, so the cost is bounded). Only a hash is kept, never the text.
@@ -41,6 +42,9 @@ Tier = Literal["default", "complex", "vision"]
 TIERS: tuple[Tier, ...] = ("default", "complex", "vision")
 _RANK = {tier: rank for rank, tier in enumerate(TIERS)}
 SESSION_HEADER = "x-session-id"
+CONTINUED_HEADER = "x-llm-router-previous-response-id"
+"""Set by the door (never by a client) on a Responses request whose previous_response_id the Responses store
+expanded into the whole conversation: the response it continued, for affinity to key it by."""
 _KEYED_CHARS = 4096
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 
@@ -63,10 +67,11 @@ def conversation_key(body: dict[str, Any], shape: Shape, conversation: Conversat
     if header:
         return _key(SESSION_HEADER, header)
     metadata = body.get("metadata")
+    previous = body.get("previous_response_id") or _header(headers, CONTINUED_HEADER)
     candidates = (
         ("metadata.user_id", metadata.get("user_id") if shape is Shape.MESSAGES and isinstance(metadata, dict) else None),
         ("prompt_cache_key", body.get("prompt_cache_key") if shape is not Shape.MESSAGES else None),
-        ("previous_response_id", body.get("previous_response_id") if shape is Shape.RESPONSES else None),
+        ("previous_response_id", previous if shape is Shape.RESPONSES else None),
         ("user", body.get("user") if shape is not Shape.MESSAGES else None),
     )
     for source, value in candidates:

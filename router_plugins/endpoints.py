@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from launchers.server import ServerUnavailable
 from router_plugins.access import MASTER, Caller
+from router_plugins.affinity import CONTINUED_HEADER
 from router_plugins.auth import CALLER_STATE
 from router_plugins.errors import Api, ApiError
 from router_plugins.gateway import Gateway
@@ -98,9 +99,12 @@ def build_app(gateway: Gateway) -> FastAPI:
         shape = _explained_shape(request.query_params.get("api"), parse_object(raw))
         body = parse_body(raw, _CHECKED_AS[shape])
         assert body is not None
+        headers = {k: v for k, v in request.headers.items() if k != CONTINUED_HEADER}
         if shape is Shape.RESPONSES and gateway.responses is not None:
-            await gateway.responses.expand(body, _caller(request))  # routed as the door would route it
-        decision = gateway.router.decide(body, shape, gateway.availability_for(_caller(request)), gateway.conversations, request.headers)
+            turn = await gateway.responses.expand(body, _caller(request))  # routed as the door would route it
+            if turn.continued is not None:
+                headers[CONTINUED_HEADER] = turn.continued
+        decision = gateway.router.decide(body, shape, gateway.availability_for(_caller(request)), gateway.conversations, headers)
         budget = gateway.router.output_budget(decision.model, body)
         return JSONResponse({**decision.as_json(), "api": shape.value, "output_budget": budget.as_json() if budget else None})
 

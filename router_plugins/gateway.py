@@ -21,7 +21,7 @@ from router_config.environment import MASTER_KEY_ENV, worker_count
 from router_config.gateway_config import AffinitySettings, Deployment, GatewayConfig
 from router_plugins.access import FORBIDDEN, AccessPolicy, Caller
 from router_plugins.accounting import Accounting
-from router_plugins.affinity import ConversationTiers
+from router_plugins.affinity import ConversationTiers, response_key
 from router_plugins.keys import KeyStore, RateLimiter
 from router_plugins.request_records import RequestRecords
 from router_plugins.remotes import RemoteBackends
@@ -81,6 +81,12 @@ class Gateway:
             self._usage_replication.start()
         self.remotes.start()
         self.servers.start()
+
+    def remember_response_tier(self, call_id: str, response_id: str) -> None:
+        """A Responses answer keeps the tier its turn was routed at, for a next turn that names it as previous_response_id."""
+        decision = self.requests.decision(call_id)
+        if response_id.startswith("resp") and decision is not None and decision.tier is not None:
+            self.conversations.remember(response_key(response_id).digest, decision.tier)
 
     # ---- routing availability -------------------------------------------------------------
 

@@ -40,7 +40,6 @@ from router_config.gateway_config import Deployment
 from router_plugins import metrics, output_budget
 from router_plugins.accounting import ACCOUNTED_CALL_TYPES
 from router_plugins.access import FORBIDDEN
-from router_plugins.affinity import response_key
 from router_plugins.auth import LiteLLMAuth
 from router_plugins.errors import ApiError, status_of
 from router_plugins.gateway import Gateway
@@ -211,12 +210,11 @@ class RouterHooks(CustomLogger):
 
     async def async_post_call_success_hook(self, data: dict, user_api_key_dict: Any, response: Any) -> Any:
         """A Responses API answer, as the client gets it, keeps its turn's tier for a next turn that names it
-        as previous_response_id. (A streamed answer's id isn't seen here: its next turn is keyed as a new one.)"""
+        as previous_response_id. (A streamed answer's id isn't seen here: the door sees it while the Responses
+        store is on, llm_router/app.py.)"""
         response_id = getattr(response, "id", None)
-        if isinstance(response_id, str) and response_id.startswith("resp"):
-            decision = self._gateway.requests.decision(_request_id(data))
-            if decision is not None and decision.tier is not None:
-                self._gateway.conversations.remember(response_key(response_id).digest, decision.tier)
+        if isinstance(response_id, str):
+            self._gateway.remember_response_tier(_request_id(data), response_id)
         return response
 
     async def async_log_failure_event(self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any) -> None:

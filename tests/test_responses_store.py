@@ -143,18 +143,29 @@ def test_a_chain_crosses_a_fallback_and_the_fallback_gets_the_whole_conversation
     assert third_text.startswith(LOCAL) and json.dumps(second_text)[1:-1] in json.dumps(back)
 
 
-def test_a_chain_crosses_an_affinity_escalation_and_the_strong_model_gets_the_whole_conversation(setup):
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_chain_crosses_an_affinity_escalation_and_the_strong_model_gets_the_whole_conversation(setup, stream):
     gw, cloud = setup
-    first, first_text, headers = _ask(gw, "auto", "hello (escalation)")
+    tag = f"escalation {stream}"
+    first, first_text, headers = _ask(gw, "auto", f"hello ({tag})", stream=stream)
     assert headers["x-llm-router-reason"] == "default" and first_text.startswith(LOCAL)
-    second, second_text, headers = _ask(gw, "auto", f"{COMPLEX} (escalation)", first)
+    second, second_text, headers = _ask(gw, "auto", f"{COMPLEX} ({tag})", first, stream=stream)
     assert (headers["x-llm-router-reason"], headers["x-llm-router-model"]) == ("complex", "claude-sonnet")
-    (escalated,) = _cloud_received(cloud, f"{COMPLEX} (escalation)")
-    assert "hello (escalation)" in json.dumps(escalated) and json.dumps(first_text)[1:-1] in json.dumps(escalated)
-    _, third_text, headers = _ask(gw, "auto", "thanks (escalation)", second)
+    (escalated,) = _cloud_received(cloud, f"{COMPLEX} ({tag})")
+    assert f"hello ({tag})" in json.dumps(escalated) and json.dumps(first_text)[1:-1] in json.dumps(escalated)
+    # The follow-up alone rates simple: the conversation's remembered tier keeps it on the strong model.
+    _, third_text, headers = _ask(gw, "auto", f"thanks ({tag})", second, stream=stream)
     assert (headers["x-llm-router-reason"], headers["x-llm-router-model"]) == ("affinity", "claude-sonnet")
-    (kept,) = _cloud_received(cloud, "thanks (escalation)")
-    assert all(json.dumps(p)[1:-1] in json.dumps(kept) for p in ("hello (escalation)", first_text, COMPLEX, second_text))
+    (kept,) = _cloud_received(cloud, f"thanks ({tag})")
+    assert all(json.dumps(p)[1:-1] in json.dumps(kept) for p in (f"hello ({tag})", first_text, COMPLEX, second_text))
+
+
+def test_a_client_cant_claim_to_continue_a_response_by_the_doors_own_header(setup):
+    gw, _ = setup
+    escalated, _, _ = _ask(gw, "auto", f"{COMPLEX} (claimed)")
+    answer = httpx.post(gw.url + "/v1/responses", json={"model": "auto", "input": "thanks (claimed)"}, timeout=60,
+                        headers={"authorization": f"Bearer {ALICE}", "x-llm-router-previous-response-id": escalated})
+    assert answer.headers["x-llm-router-reason"] == "default"
 
 
 def test_a_tool_round_trip_chained_by_previous_response_id_carries_the_call_and_its_result(setup):

@@ -53,7 +53,11 @@ _NOT_CARRIED = frozenset({"reasoning"})
 def response_key(response_id: str) -> str:
     """The key a response is kept under: the same for every form of its id (LiteLLM encrypts ids
     for clients, and encodes the deployment in them)."""
-    return hashlib.sha256(decrypted_response_id(response_id).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    try:
+        original = decrypted_response_id(response_id)
+    except Exception:  # not an id LiteLLM made (a client's guess): it names nothing kept here
+        original = response_id
+    return hashlib.sha256(original.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def owner_of(caller: Caller) -> str:
@@ -70,8 +74,11 @@ class Turn:
 
     owner: str
     previous: str | None
+    """The key of the response it continues."""
     input: list[Any]
     store: bool
+    continued: str | None = None
+    """The previous_response_id it named, as the client sent it (affinity keys the conversation by it)."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,7 @@ class ResponseStore:
         body["input"] = [*history, *own]
         del body["previous_response_id"]
         self._touch(chain)
-        return replace(turn, previous=chain[-1].key)
+        return replace(turn, previous=chain[-1].key, continued=named)
 
     async def keep(self, turn: Turn, response: dict[str, Any]) -> None:
         """Keep an answer (as its client got it) for the turns that will continue it."""
@@ -269,7 +276,7 @@ class AnswerReader:
     _MAX_EVENT = 64 * 2**20
 
     def __init__(self, streamed: bool) -> None:
-        self._streamed = streamed
+        self.streamed = streamed
         self._buffer = b""
         self._done = False
 
@@ -278,7 +285,7 @@ class AnswerReader:
         if self._done:
             return None
         self._buffer += chunk
-        if not self._streamed:
+        if not self.streamed:
             if not last:
                 return None
             self._done = True
