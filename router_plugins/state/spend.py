@@ -32,7 +32,7 @@ By = Literal["key", "team", "model", "day"]
 BY: tuple[By, ...] = ("key", "team", "model", "day")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SpendRow:
     request_id: str
     """LiteLLM's call id (the answer's x-litellm-call-id)."""
