@@ -12,8 +12,8 @@ same loop awaiting nothing, in interleaved rounds so noise on the machine falls 
 when a transaction commits several rows). Commit latency is the wall time a callback waits.
 
 Standalone: `python -m bench.ledger_cost [--requests N] [--output FILE]` writes its JSON (default
-bench/results/ledger-cost-<date>.json). In the suite it runs in a subprocess of its own
-(`--json OUT --go FILE`), like bench/affinity.py, timing only once GO_FILE exists.
+bench/results/ledger-cost-<date>.json). In the suite it runs in a subprocess of its own (`--json OUT`)
+once the gateways have started and sit idle.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ llm_router: {state_dir: run}
     return config
 
 
-def measure(requests: int, go_file: Path | None = None) -> LedgerCostResult:
+def measure(requests: int) -> LedgerCostResult:
     scratch = Path(tempfile.mkdtemp(prefix="llm-router-bench-ledger-"))
     # As under `llm-router serve`: prometheus_client in multiprocess mode, set before it is imported.
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(scratch))
@@ -113,8 +113,6 @@ def measure(requests: int, go_file: Path | None = None) -> LedgerCostResult:
 
     async def run() -> list[Cell]:
         await block(one, 200, 16, [])  # warm: the writer thread, the cost map, the counters
-        while go_file is not None and not go_file.exists():
-            await asyncio.sleep(0.05)
         cells = []
         for concurrency in CONCURRENCIES:
             per_round = max(concurrency, requests // ROUNDS // concurrency * concurrency)
@@ -149,10 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ledger_cost", description=__doc__.split("\n", 1)[0])
     parser.add_argument("--requests", type=int, default=20_000, help="recorded requests per concurrency (default 20,000)")
     parser.add_argument("--json", type=Path, default=None, help="write only this JSON (the suite's subprocess)")
-    parser.add_argument("--go", type=Path, default=None, help="start timing once this file exists")
     parser.add_argument("--output", type=Path, default=None, help="default: bench/results/ledger-cost-<date>.json")
     args = parser.parse_args(argv)
-    result = measure(args.requests, args.go)
+    result = measure(args.requests)
     if args.json is not None:
         args.json.write_text(json.dumps(asdict(result)))
         return 0

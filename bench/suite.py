@@ -186,10 +186,6 @@ def _start(settings: Settings, sup: Supervisor, work: Path, vllm: configs.VllmAs
     affinity_path, affinity_go = work / "affinity.json", work / "affinity.go"
     affinity_proc = sup.start("affinity", [sys.executable, "-m", "bench.affinity", "--config", str(setup.config), "--passes",
                                            str(settings.affinity_passes), "--json", str(affinity_path), "--go", str(affinity_go)], cwd=REPO)
-    # And what writing the spend ledger costs per request, timed last.
-    ledger_path, ledger_go = work / "ledger-cost.json", work / "ledger-cost.go"
-    ledger_proc = sup.start("ledger-cost", [sys.executable, "-m", "bench.ledger_cost", "--requests", str(settings.ledger_requests),
-                                            "--json", str(ledger_path), "--go", str(ledger_go)], cwd=REPO)
 
     log("starting the fake upstream, stock LiteLLM and llm-router" + (" (1 and 2 workers)" if setup2 else ""))
     upstream = start_upstream(sup, configs.upstream_argv(upstream_port), upstream_port)
@@ -213,8 +209,11 @@ def _start(settings: Settings, sup: Supervisor, work: Path, vllm: configs.VllmAs
     affinity_go.touch()
     sup.finish(affinity_proc, ROUTING_TIMEOUT_S)
     aff = affinity.from_json(json.loads(affinity_path.read_text()))
+    # Started only now, so that its import doesn't slow the gateways' starts further.
     log(f"spend ledger cost (in-process, {settings.ledger_requests:,} recorded requests per concurrency, the gateways idle)")
-    ledger_go.touch()
+    ledger_path = work / "ledger-cost.json"
+    ledger_proc = sup.start("ledger-cost", [sys.executable, "-m", "bench.ledger_cost", "--requests", str(settings.ledger_requests),
+                                            "--json", str(ledger_path)], cwd=REPO)
     sup.finish(ledger_proc, ROUTING_TIMEOUT_S)
     ledger = ledger_cost.from_json(json.loads(ledger_path.read_text()))
 
