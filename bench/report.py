@@ -10,6 +10,7 @@ from typing import Any
 
 from bench.affinity import COST_MAX_MS as AFFINITY_COST_MAX_MS
 from bench.affinity import AffinityResult
+from bench.ledger_cost import CPU_MAX_MS as LEDGER_CPU_MAX_MS
 from bench.suite import SuiteResult
 from bench.targets import OVERHEAD_SHARE_MAX
 
@@ -19,6 +20,7 @@ uv run python -m bench            # full run (~10 min): bench/results/<date>.jso
 uv run python -m bench --quick    # under 3 minutes, fewer requests and shorter cells, same outputs
 uv run python -m bench --output DIR   # write the JSON, the chart and a BENCHMARKS.md into DIR instead
 uv run python -m bench.affinity   # conversation affinity alone (~20 s): bench/results/affinity-<date>.json and its section here
+uv run python -m bench.ledger_cost   # the spend ledger's cost alone (~1 min): bench/results/ledger-cost-<date>.json
 ```"""
 
 
@@ -198,6 +200,13 @@ def _pct(share: float | None) -> str:
     return "-" if share is None or math.isnan(share) else f"{100 * share:.1f}%"
 
 
+def ledger_table(r: SuiteResult) -> str:
+    rows = [[f"{c.concurrency} at a time", f"{c.requests:,}", _f(c.cpu_ms_per_request, 3), _f(c.commit_wait_ms.p50, 2), _f(c.commit_wait_ms.p99, 2),
+             f"{c.rows_per_s:,.0f}"] for c in r.ledger.cells]
+    return table(["callbacks", "requests", f"CPU ms per request (target <= {LEDGER_CPU_MAX_MS})", "commit wait p50 ms",
+                  "commit wait p99 ms", "rows/s"], rows)
+
+
 def profile_table(r: SuiteResult) -> str:
     rows = [[c.name, _pct(c.share), _f(c.ms_per_request)] for c in r.profile.categories]
     return table(["where (py-spy, samples holding the GIL)", "share", "CPU ms per request"], rows)
@@ -294,6 +303,7 @@ def terminal(r: SuiteResult) -> str:
         "Throughput\n" + throughput_table(r),
         "Routing decision cost\n" + routing_table(r),
         affinity_terminal(r.affinity),
+        "Spend ledger: what recording a request costs\n" + ledger_table(r),
         "Cold start\n" + cold_table(r),
         "Cold-start stampede\n" + stampede_table(r),
         "Memory (RSS of the gateway and its own children, launched model servers excluded)\n" + memory_table(r),
@@ -409,6 +419,12 @@ def markdown(r: SuiteResult, json_name: str, chart: str, results_dir: Path) -> s
         + ". Where the two fall on different sides of the threshold (full -> bounded): "
         + (", ".join(f"{pair} ({n})" for pair, n in r.routing_cost.agreement.side_changes.items()) or "none") + ".",
         affinity_section(r.affinity, f"this {r.mode} run"),
+        "## The spend ledger's cost per request",
+        "`bench/ledger_cost.py`, in-process: the path a worker runs after each answer (router_plugins/accounting.py), an `auto` "
+        "request to a local model: its row built from LiteLLM's logging payload, its baseline priced, the Prometheus counters "
+        "(multiprocess mode) and the awaited commit of the row with its day's totals. CPU of the whole process, the writer thread's "
+        "included, less the same loop recording nothing, in interleaved rounds.",
+        ledger_table(r),
         "## Where a request's milliseconds go",
         _profile_intro(r),
         profile_table(r),

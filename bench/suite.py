@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from bench import affinity, cold_start, configs, latency, memory, profile, routing_cost, stampede, throughput
+from bench import affinity, cold_start, configs, latency, ledger_cost, memory, profile, routing_cost, stampede, throughput
 from bench.machine import Machine, Versions, machine, versions
 from bench.paths import RequestPath
 from bench.processes import (REPO, Managed, RouterGateway, Server, Supervisor, add_team_key, launch_bare_litellm, launch_router, launch_stock,
@@ -57,6 +57,7 @@ class SuiteResult:
     throughput: throughput.ThroughputResult
     routing_cost: routing_cost.RoutingCostResult
     affinity: affinity.AffinityResult
+    ledger: ledger_cost.LedgerCostResult
     cold_start: list[cold_start.ColdStartResult]
     stampede: list[stampede.StampedeResult]
     memory: list[memory.MemoryResult]
@@ -119,7 +120,7 @@ def _run(settings: Settings, sup: Supervisor, work: Path, log: Log) -> SuiteResu
     now = dt.datetime.now().astimezone()
     notes: list[str] = []
     vllm = _vllm_assets(settings, sup, work, notes, log)
-    rig, cost, aff = _start(settings, sup, work, vllm, log)
+    rig, cost, aff, ledger = _start(settings, sup, work, vllm, log)
     served: Counter[str] = Counter()
     at_start = {s.name: memory.read(s.process, 0) for s in (rig.stock, rig.router)}
     _check_upstream_keepalive(rig.path("a"))
@@ -162,13 +163,13 @@ def _run(settings: Settings, sup: Supervisor, work: Path, log: Log) -> SuiteResu
     return SuiteResult(
         date=now.date().isoformat(), started_at=now.isoformat(timespec="seconds"), mode=settings.mode,
         machine=machine(), versions=versions(), settings=settings, paths={p.key: p.label for p in tput_paths},
-        latency=lat, throughput=tput, routing_cost=cost, affinity=aff, cold_start=colds, stampede=storms, memory=mems, profile=profiled, notes=notes,
+        latency=lat, throughput=tput, routing_cost=cost, affinity=aff, ledger=ledger, cold_start=colds, stampede=storms, memory=mems, profile=profiled, notes=notes,
     )
 
 
 def _start(settings: Settings, sup: Supervisor, work: Path, vllm: configs.VllmAssets | None,
-           log: Log) -> tuple[_Rig, routing_cost.RoutingCostResult, affinity.AffinityResult]:
-    """Write the configs, start every server, and time the routing cost and affinity while they sit idle."""
+           log: Log) -> tuple[_Rig, routing_cost.RoutingCostResult, affinity.AffinityResult, ledger_cost.LedgerCostResult]:
+    """Write the configs, start every server, and time the routing cost, affinity and the ledger's cost while they sit idle."""
     run_id = sup.marker[:8]
     upstream_port = free_port()
     setup, model_list = configs.write_router(work / ROUTER_DIRS[0], upstream_port, run_id, vllm)
@@ -208,6 +209,13 @@ def _start(settings: Settings, sup: Supervisor, work: Path, vllm: configs.VllmAs
     affinity_go.touch()
     sup.finish(affinity_proc, ROUTING_TIMEOUT_S)
     aff = affinity.from_json(json.loads(affinity_path.read_text()))
+    # Started only now, so that its import doesn't slow the gateways' starts further.
+    log(f"spend ledger cost (in-process, {settings.ledger_requests:,} recorded requests per concurrency, the gateways idle)")
+    ledger_path = work / "ledger-cost.json"
+    ledger_proc = sup.start("ledger-cost", [sys.executable, "-m", "bench.ledger_cost", "--requests", str(settings.ledger_requests),
+                                            "--json", str(ledger_path)], cwd=REPO)
+    sup.finish(ledger_proc, ROUTING_TIMEOUT_S)
+    ledger = ledger_cost.from_json(json.loads(ledger_path.read_text()))
 
     paths = [
         RequestPath("a", "direct to the fake upstream", upstream.url, configs.UPSTREAM_MODEL, process=upstream.name),
@@ -216,7 +224,7 @@ def _start(settings: Settings, sup: Supervisor, work: Path, vllm: configs.VllmAs
         RequestPath("d", "llm-router (1 worker), auto", router.url, "auto", router.team_key, process=router.name),
         RequestPath("f", "LiteLLM's app under llm-router's serving settings, no plugins, no auth", bare.url, configs.LOCAL_GROUP, process=bare.name),
     ]
-    return _Rig(upstream, stock, router, router2, bare, setup, setup2, paths), cost, aff
+    return _Rig(upstream, stock, router, router2, bare, setup, setup2, paths), cost, aff, ledger
 
 
 def _cold_starts(settings: Settings, sup: Supervisor, rig: _Rig, with_vllm: bool, notes: list[str], log: Log) -> list[cold_start.ColdStartResult]:

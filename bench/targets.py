@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bench.affinity import COST_MAX_MS as AFFINITY_COST_MAX_MS
+from bench.ledger_cost import CPU_MAX_MS as LEDGER_CPU_MAX_MS
 
 if TYPE_CHECKING:
     from bench.suite import SuiteResult
@@ -80,6 +81,9 @@ def evaluate(r: SuiteResult) -> list[TargetResult]:
                         f"{aff.conversations} agent conversations)", aff.median_diff_ms, AFFINITY_COST_MAX_MS, "ms"))
     out.append(_at_most("affinity_no_downward_switch", "with affinity on, no agent conversation switches down from complex or vision",
                         float(aff.on.downward_switches), 0.0, "switches"))
+    for cell in r.ledger.cells:
+        out.append(_at_most(f"ledger_cpu_{cell.concurrency}", f"writing the spend ledger adds <= {LEDGER_CPU_MAX_MS} ms of CPU per request "
+                            f"({cell.concurrency} callback(s) at a time)", cell.cpu_ms_per_request, LEDGER_CPU_MAX_MS, "ms"))
     for m in r.memory:
         if m.key == "router":
             out.append(_at_most("memory_growth", f"gateway RSS after {m.after.requests:,} requests within 10% of idle",

@@ -21,6 +21,11 @@ class RuntimePaths:
         return self.state_dir / f"{name}.json"
 
     @property
+    def state_database(self) -> Path:
+        """The state database (router_plugins/state/database.py): stored responses and the spend ledger."""
+        return self.state_dir / "state.db"
+
+    @property
     def owner_lock(self) -> Path:
         """Whoever holds this file lock owns the machine's model servers for this state folder."""
         return self.state_dir / "owner.lock"

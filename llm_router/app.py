@@ -7,7 +7,9 @@ it hands LiteLLM), and puts a door in front of every request:
 1. the route's access class (router_plugins/routes.py) and the caller's key: 401 and 403 in the
    caller's API format, before LiteLLM sees anything;
 2. the body: size-limited (413), and checked against its API's shape (400, router_plugins/validation.py);
-3. a team key's model and rpm on inference routes (429, 403).
+3. a team key's model and rpm on inference routes (429, 403);
+4. a Responses request naming a previous_response_id: expanded into the whole conversation from the
+   Responses store (router_plugins/state/responses.py), and its answer kept there as it goes out.
 
 LiteLLM is composed, not patched: requests for our paths go to our FastAPI app, everything else
 to LiteLLM's. The lifespan is LiteLLM's: after its startup the proxy hooks that can't act here are
@@ -21,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from router_config import environment
@@ -37,12 +39,14 @@ from router_config.gateway_config import default_config_path, load_config  # noq
 from router_config.litellm_settings import litellm_config  # noqa: E402
 from router_plugins import client_dialects, endpoints  # noqa: E402
 from router_plugins.access import Caller, presented_key  # noqa: E402
+from router_plugins.affinity import CONTINUED_HEADER  # noqa: E402
 from router_plugins.auth import CALLER_STATE, LiteLLMAuth  # noqa: E402
 from router_plugins.errors import Api, ApiError, error_meant  # noqa: E402
 from router_plugins.gateway import Gateway  # noqa: E402
 from router_plugins.hooks import RouterHooks  # noqa: E402
 from router_plugins.routes import Access, Operation, Route, classify  # noqa: E402
 from router_plugins.conversation import Shape  # noqa: E402
+from router_plugins.state.responses import AnswerReader, Turn  # noqa: E402
 from router_plugins.validation import parse_body  # noqa: E402
 
 log = logging.getLogger("llm_router.app")
@@ -50,6 +54,9 @@ log = logging.getLogger("llm_router.app")
 Scope = dict[str, Any]
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 METRICS_PATH = "/metrics"
+CONTINUED = CONTINUED_HEADER.encode()
+RESPONSES_CREATE = frozenset({"/v1/responses", "/responses"})
+"""Where a Responses answer is made (not compact or input_tokens): the ones the Responses store keeps."""
 """Mounted by LiteLLM's prometheus callback; admin-only unless llm_router.metrics_public."""
 
 
@@ -87,7 +94,18 @@ class GatewayApp:
             answer.requested = route.model if route.model is not None else (parsed or {}).get("model")
             if caller is not None and caller.is_team and route.access is Access.INFERENCE:
                 self._gateway.access.check_request(caller, route, self._named_group(route, parsed))
-            if parsed is not None and self._rewrite(route, parsed, caller):
+            changed = parsed is not None and self._rewrite(route, parsed, caller)
+            if route.operation is Operation.RESPONSES:
+                # Only the door says which response a request continued (affinity keys a conversation by it).
+                scope["headers"] = [(n, v) for n, v in scope["headers"] if n != CONTINUED]
+            if parsed is not None and caller is not None and route.operation is Operation.RESPONSES and self._gateway.responses is not None:
+                turn = await self._gateway.responses.expand(parsed, caller)
+                if turn.continued is not None:
+                    changed = True
+                    scope["headers"].append((CONTINUED, turn.continued.encode("latin-1", "replace")))
+                if scope["path"].rstrip("/") in RESPONSES_CREATE:
+                    answer.keep_response(turn, self._gateway.responses.keep, self._gateway.remember_response_tier)
+            if changed:
                 body = json.dumps(parsed).encode()
                 scope["headers"] = [(n, v) for n, v in scope["headers"] if n != b"content-length"] + [(b"content-length", str(len(body)).encode())]
         except _BodyTooLarge:
@@ -103,7 +121,7 @@ class GatewayApp:
             return
         scope.setdefault("state", {})[CALLER_STATE] = caller
         replay = receive if body is None else _replay(body, receive)
-        app = self._ours if endpoints.is_ours(scope["path"]) else self._litellm
+        app = self._ours if endpoints.is_ours(scope["path"]) or self._answers_stored(route, scope) else self._litellm
         await app(scope, replay, answer.send)
 
     def _admit(self, scope: Scope, route: Route) -> Caller | None:
@@ -115,6 +133,10 @@ class GatewayApp:
             raise ApiError(501, "Files and batches go to OpenAI's default base URL (or OPENAI_BASE_URL), which no deployment "
                                 "of this config uses, so llm-router doesn't serve them here.", retryable=False)
         return caller
+
+    def _answers_stored(self, route: Route, scope: Scope) -> bool:
+        """Stored responses (GET, DELETE, input_items) are answered from the Responses store, while it is on."""
+        return route.operation is Operation.RESPONSE_BY_ID and scope["method"] in ("GET", "DELETE") and self._gateway.responses is not None
 
     def _named_group(self, route: Route, parsed: dict[str, Any] | None) -> str | None:
         """The model group a request names by its path or body (aliases resolved), or None."""
@@ -231,6 +253,17 @@ class _Answer:
         self._replaced = False
         self._logged = False
         self._error_body = b""
+        self._turn: Turn | None = None
+        self._keep: Callable[[Turn, dict[str, Any]], Awaitable[None]] | None = None
+        self._final: AnswerReader | None = None
+        self._remember_tier: Callable[[str, str], None] | None = None
+
+    def keep_response(self, turn: Turn, keep: Callable[[Turn, dict[str, Any]], Awaitable[None]],
+                      remember_tier: Callable[[str, str], None]) -> None:
+        """A Responses answer: `keep` it (the Responses store) before the chunk that completes it goes out,
+        so that the client's next turn, on any worker or replica, finds it; a streamed one also keeps its
+        turn's tier for affinity (remember_tier: LiteLLM's call id, the response id)."""
+        self._turn, self._keep, self._remember_tier = turn, keep, remember_tier
 
     @property
     def caller_name(self) -> str:
@@ -270,6 +303,8 @@ class _Answer:
                 self._replaced = self._logged = True
                 await _send_error(self._send, ApiError(self._status, _FAILED), self._route)
                 return
+            if self._keep is not None and self._status == 200:
+                self._final = AnswerReader(streamed=self._headers.get(b"content-type", b"").startswith(b"text/event-stream"))
             ours = self._our_answer(self._headers.get(b"x-litellm-call-id", b"").decode("latin-1")) if self._status >= 500 else None
             if ours is not None and self._route.api is Api.ANTHROPIC:
                 # LiteLLM's Messages route answers a failed request from its last error, not from our
@@ -288,7 +323,23 @@ class _Answer:
                     self._log(self._status, _error_message(self._error_body))
             if not message.get("more_body"):
                 self._note()
+            if self._final is not None:
+                await self._keep_final(message)
         await self._send(message)
+
+    async def _keep_final(self, message: dict[str, Any]) -> None:
+        assert self._final is not None and self._keep is not None and self._turn is not None and self._remember_tier is not None
+        final = self._final.feed(message.get("body", b""), last=not message.get("more_body"))
+        if final is None:
+            return
+        try:
+            await self._keep(self._turn, final)
+        except Exception:
+            # The answer still goes out; a turn that continues it will be told it isn't kept.
+            log.exception("the Responses store failed to keep a response (key %s)", self.caller_name)
+        if self._final.streamed and isinstance(final.get("id"), str):
+            # The success hook that does this for a whole answer never sees a stream's id.
+            self._remember_tier(self._headers.get(b"x-litellm-call-id", b"").decode("latin-1"), final["id"])
 
     def _note(self) -> None:
         """A routed request's decision and how it ended, once its answer is complete (streams included)."""
@@ -339,6 +390,7 @@ def _lifespan_send(gateway: Gateway, send: Any) -> Any:
             gateway.start()
         elif message["type"] == "lifespan.shutdown.complete":
             await gateway.servers.close()
+            gateway.state.close()  # what is queued is committed first
         await send(message)
 
     return wrapped

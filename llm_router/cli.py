@@ -1,4 +1,4 @@
-"""The `llm-router` command: serve, check, keys, and local model server operations."""
+"""The `llm-router` command: serve, check, keys, usage, and local model server operations."""
 
 from __future__ import annotations
 
@@ -13,10 +13,16 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from router_config import environment
 from router_config.gateway_config import ConfigError, GatewayConfig, default_config_path, load_config
 from router_config.litellm_settings import LITELLM_CONFIG_NAME, write_litellm_config
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from router_plugins.state.spend import SpendLedger
 
 EXIT_CONFIG_ERROR = 2
 _STARTUP_FAILURE = 3
@@ -85,6 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--prompts", type=Path, default=None,
                            help="a JSON-lines file of prompts or request bodies (default: the scores the gateway has routed)")
     calibrate.add_argument("--write", action="store_true", help="put the threshold into the config's routing.difficulty")
+    usage = with_config(sub.add_parser("usage", help="spend and tokens by key, team, model or day, from the spend ledger"))
+    usage.add_argument("--by", choices=["key", "team", "model", "day", "request"], default="key",
+                       help="request: every request this machine served (export)")
+    usage.add_argument("--since", default="7d", help="7d (the last 7 days, today included), 2w, today or a date (default: 7d)")
+    usage.add_argument("--format", choices=["table", "csv", "json"], default="table")
     return parser
 
 
@@ -211,6 +222,8 @@ def _needs_gateway_restart(old: GatewayConfig, new: GatewayConfig) -> list[str]:
                for i in sorted(set(before) | set(after)) if before.get(i) != after.get(i)]
     moved = [f"llm_router.{name} changed" for name in ("state_dir", "log_dir", "keys_file", "redis", "metrics")
              if getattr(old.settings, name) != getattr(new.settings, name)]
+    if old.settings.responses.enabled != new.settings.responses.enabled:
+        moved.append(f"llm_router.responses turned {'on' if new.settings.responses.enabled else 'off'}")
     return changed + moved
 
 
@@ -366,6 +379,68 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _usage(args: argparse.Namespace) -> int:
+    """The spend ledger's report (or its rows), read from the state database while gateways write it."""
+    from router_plugins.state.database import StateDatabase
+    from router_plugins.state.periods import BadSince
+    from router_plugins.state.spend import SpendLedger
+
+    config = load_config(args.config)
+    with _state_folder(config):  # another config's gateway would be reported as this one's
+        ledger = SpendLedger(StateDatabase(_runtime_paths(config).state_database), config.settings.spend)
+        try:
+            since = ledger.since(args.since)
+        except BadSince as exc:
+            print(f"llm-router: {exc}", file=sys.stderr)
+            return EXIT_CONFIG_ERROR
+        return _print_usage(ledger, args, since, config.settings.spend.time_zone)
+
+
+def _print_usage(ledger: SpendLedger, args: argparse.Namespace, since: dt.date, zone: str) -> int:
+    import csv
+
+    if args.by == "request":
+        rows = list(ledger.requests(since))
+    else:
+        report = ledger.report(args.by, since)
+        if args.format == "json":
+            print(json.dumps(report.as_json(), indent=2))
+            return 0
+        rows = [u.as_json() for u in report.lines]
+        if args.format == "table":
+            rows.append({**{name: "" for name in (rows[0] if rows else {})}, **report.total.as_json(), _first(rows): "TOTAL"})
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    elif args.format == "csv":
+        if rows:
+            writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        print(f"since {since} ({zone})")
+        _print_table(rows)
+    return 0
+
+
+def _first(rows: list[dict]) -> str:  # type: ignore[type-arg]
+    return next(iter(rows[0])) if rows else "key"
+
+
+def _print_table(rows: list[dict]) -> None:  # type: ignore[type-arg]
+    if not rows:
+        print("no requests recorded")
+        return
+    cells = [[_cell(value) for value in row.values()] for row in rows]
+    names = [name.upper().replace("_", " ") for name in rows[0]]
+    widths = [max(len(name), *(len(c[i]) for c in cells)) for i, name in enumerate(names)]
+    for line in [names, *cells]:
+        print("  ".join(value.rjust(width) if i else value.ljust(width) for i, (value, width) in enumerate(zip(line, widths))))
+
+
+def _cell(value: object) -> str:
+    return f"{value:.6f}" if isinstance(value, float) else str(value)
+
+
 def _runtime_paths(config: GatewayConfig):  # type: ignore[no-untyped-def]
     from launchers.paths import RuntimePaths
 
@@ -519,7 +594,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"serve": _serve, "check": _check, "keys": _keys, "start": _start, "stop": _stop, "status": _status, "prepare": _prepare,
-             "reload": _reload, "calibrate": _calibrate}
+             "reload": _reload, "calibrate": _calibrate, "usage": _usage}
 
 if __name__ == "__main__":
     sys.exit(main())

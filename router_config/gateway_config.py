@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -92,7 +93,8 @@ def _as_tuple(value: Any) -> Any:
     return (value,) if isinstance(value, str) else value
 
 
-def _affinity(value: Any) -> Any:
+def _enabled_switch(value: Any) -> Any:
+    """`section: false` (or true) for a section with an `enabled` switch."""
     return {"enabled": value} if isinstance(value, bool) else value
 
 
@@ -111,7 +113,7 @@ class RoutingRules(_Strict):
     _listify = field_validator("trigger_models", "vision", "complex", "default", mode="before")(
         classmethod(lambda cls, v: _as_tuple(v))
     )
-    _affinity_switch = field_validator("affinity", mode="before")(classmethod(lambda cls, v: _affinity(v)))
+    _affinity_switch = field_validator("affinity", mode="before")(classmethod(lambda cls, v: _enabled_switch(v)))
 
 
 class MemoryBudget(_Strict):
@@ -177,6 +179,43 @@ class RedisSettings(_Strict):
         return os.environ.get(self.password_env) if self.password_env else None
 
 
+class ResponsesStore(_Strict):
+    """The Responses store (router_plugins/state/responses.py): what a turn chained by previous_response_id
+    needs, kept for each Responses answer not made with `store: false`. `responses: false` turns it off."""
+
+    enabled: bool = True
+    ttl_days: float = Field(30.0, gt=0)
+    """A response is forgotten this long after it was made (OpenAI keeps stored responses 30 days)."""
+    max_responses: int = Field(100_000, ge=1)
+    """The most responses kept on this machine (and in Redis across replicas); the oldest go first."""
+
+    @property
+    def ttl_s(self) -> float:
+        return self.ttl_days * 86_400
+
+
+class SpendSettings(_Strict):
+    """The spend ledger (router_plugins/state/spend.py): one row per request, never its text."""
+
+    retention_days: int = Field(90, ge=1)
+    """Rows and daily totals older than this many days are deleted."""
+    time_zone: str = "UTC"
+    """Where a day (and a week from Monday, and a month) begins, for usage reports and spend per period."""
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{name}' is not a time zone this machine knows; write e.g. UTC or Europe/Paris") from None
+        return name
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
 class GatewaySettings(_Strict):
     keys_file: str | None = None
     max_request_mb: float = Field(20.0, gt=0)
@@ -190,8 +229,22 @@ class GatewaySettings(_Strict):
     """GET /metrics in Prometheus' format: LiteLLM's `prometheus` callback and our own metrics."""
     metrics_public: bool = False
     """Serve /metrics without a key (to a scraper on a trusted network); by default it needs the master key."""
+    responses: ResponsesStore = ResponsesStore()
+    """On by default: Responses clients chain turns by previous_response_id on every backend."""
+    spend: SpendSettings = SpendSettings()
+
+    _responses_switch = field_validator("responses", mode="before")(classmethod(lambda cls, v: _enabled_switch(v)))
 
 
+class Price(_Strict):
+    """What a deployment costs in dollars per million tokens (model_info.price_per_million_tokens). A local
+    model costs 0 unless priced; a cloud model costs what LiteLLM's cost map says unless priced."""
+
+    input: float = Field(0.0, ge=0)
+    output: float = Field(0.0, ge=0)
+
+
+PRICE_KEY = "price_per_million_tokens"
 REMOTE_FLAG = "llm_router_remote"
 """The model_info key that marks a deployment served by another llm-router (a GPU host)."""
 
@@ -233,10 +286,20 @@ class Deployment:
     """Declared in model_info; None: ask LiteLLM's model map (router_plugins/capabilities.py)."""
     remote: RemoteGateway | None = None
     """Set when another llm-router (a GPU host) serves it: model_info.llm_router_remote."""
+    price: Price | None = None
+    """model_info.price_per_million_tokens; None: LiteLLM's cost map prices it (a local model: 0)."""
 
     @property
     def is_local(self) -> bool:
         return self.launch_spec is not None
+
+    @property
+    def set_price(self) -> Price | None:
+        """The price llm-router gives LiteLLM for this deployment: its configured one, else 0 for a model
+        this gateway or a GPU host serves (which LiteLLM's cost map doesn't know); None: LiteLLM's own."""
+        if self.price is not None:
+            return self.price
+        return Price() if self.launch_spec is not None or self.remote is not None else None
 
     @property
     def window(self) -> int | None:
@@ -396,6 +459,7 @@ class _Loader:
         if REMOTE_FLAG in info or "cold_start" in info:
             remote = self._remote(key, info, params, provider)
         group = entry["model_name"]
+        price = self._model(Price, f"{key}.model_info.{PRICE_KEY}", info[PRICE_KEY]) if PRICE_KEY in info else None
         return Deployment(
             id=str(info.get("id") or f"{group}/{index}"),
             group=group,
@@ -408,6 +472,7 @@ class _Loader:
             supports_vision=_flag(info.get("supports_vision")),
             supports_function_calling=_flag(info.get("supports_function_calling")),
             remote=remote,
+            price=price,
         )
 
     def _remote(self, key: str, info: dict[str, Any], params: dict[str, Any], provider: str) -> RemoteGateway | None:

@@ -70,6 +70,13 @@ def litellm_config(config: GatewayConfig) -> dict[str, Any]:
         info = entry.get("model_info") or {}
         info["id"] = deployment.id
         entry["model_info"] = info
+        price = deployment.set_price
+        if price is not None:
+            # LiteLLM's own custom pricing: its response_cost (the spend ledger's, and x-litellm-response-cost) uses it.
+            # A cached input token costs what any input token does: one price per million, as configured.
+            per_input = price.input / 1e6
+            entry["litellm_params"].update(input_cost_per_token=per_input, output_cost_per_token=price.output / 1e6,
+                                           cache_read_input_token_cost=per_input, cache_creation_input_token_cost=per_input)
     return raw
 
 

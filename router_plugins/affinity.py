@@ -11,12 +11,13 @@ conversation lasts.
 identity the client sends wins, in this order: the `x-session-id` header, the session inside
 Anthropic's `metadata.user_id` (Claude Code puts `session_id` there), OpenAI's `prompt_cache_key`
 (Codex sends one per session), then the Responses API's `previous_response_id` (a response
-remembers the tier of the turn that made it). Otherwise, what stays fixed as an agent's
-conversation grows, read the same on chat, Responses and Messages: the system prompt and the first
-user turn (their first `_KEYED_CHARS` characters each, so the cost is bounded). A field that names
-an end user rather than a session (OpenAI's `user`, a `metadata.user_id` without a session in it)
-only scopes that content key: one escalated conversation never lifts every other conversation of
-the same person. Only a hash is kept, never the text.
+remembers the tier of the turn that made it; also once the Responses store has expanded it,
+router_plugins/state/responses.py). Otherwise, what stays fixed as an agent's conversation grows,
+read the same on chat, Responses and Messages: the system prompt and the first user turn (their
+first `_KEYED_CHARS` characters each, so the cost is bounded). A field that names an end user
+rather than a session (OpenAI's `user`, a `metadata.user_id` without a session in it) only scopes
+that content key: one escalated conversation never lifts every other conversation of the same
+person. Only a hash is kept, never the text.
 
 **Shared**: each process keeps a bounded table, so a decision never waits on another process
 (router_plugins/gateway.py wires it): what one process learns reaches the machine's other workers
@@ -45,6 +46,9 @@ Tier = Literal["default", "complex", "vision"]
 TIERS: tuple[Tier, ...] = ("default", "complex", "vision")
 _RANK = {tier: rank for rank, tier in enumerate(TIERS)}
 SESSION_HEADER = "x-session-id"
+CONTINUED_HEADER = "x-llm-router-previous-response-id"
+"""Set by the door (never by a client) on a Responses request whose previous_response_id the Responses store
+expanded into the whole conversation: the response it continued, for affinity to key it by."""
 _KEYED_CHARS = 4096
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 
@@ -74,7 +78,7 @@ def conversation_key(body: dict[str, Any], shape: Shape, conversation: Conversat
     cache_key = body.get("prompt_cache_key") if shape is not Shape.MESSAGES else None
     if isinstance(cache_key, str) and cache_key:
         return _key("prompt_cache_key", cache_key)
-    previous = body.get("previous_response_id") if shape is Shape.RESPONSES else None
+    previous = body.get("previous_response_id") or _header(headers, CONTINUED_HEADER) if shape is Shape.RESPONSES else None
     if isinstance(previous, str) and previous:
         return response_key(previous)
     content = _content_key(conversation)

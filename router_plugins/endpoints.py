@@ -1,13 +1,15 @@
-"""llm-router's own HTTP endpoints, served beside LiteLLM's: models, health, explain, server admin.
+"""llm-router's own HTTP endpoints, served beside LiteLLM's: models, health, explain, usage, stored
+responses (while the Responses store is on), server admin.
 
 The door (llm_router/app.py) has authenticated the caller and applied the route policy before a
-request gets here (router_plugins/routes.py: models, health and explain are team routes, the
-server admin routes need the master key). None of them sends a completion to a backend; only
+request gets here (router_plugins/routes.py: models, health, explain and usage are team routes,
+stored responses inference routes, the server admin routes need the master key). None of them sends a completion to a backend; only
 the admin ones start or stop servers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import asdict
@@ -19,6 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from launchers.server import ServerUnavailable
 from router_plugins.access import MASTER, Caller
+from router_plugins.affinity import CONTINUED_HEADER
 from router_plugins.auth import CALLER_STATE
 from router_plugins.errors import Api, ApiError
 from router_plugins.gateway import Gateway
@@ -26,10 +29,13 @@ from router_plugins.openapi import openapi_document
 from router_plugins.redaction import redact
 from router_plugins.conversation import Shape, guess_shape
 from router_plugins.routes import Operation
+from router_plugins.state.periods import BadSince
+from router_plugins.state.responses import ResponseStore
+from router_plugins.state.spend import BY
 from router_plugins.validation import parse_body, parse_object
 
 PATHS = frozenset({"/health", "/v1/health", "/v1/router/explain", "/v1/router/servers", "/v1/router/status", "/router/ui", "/v1/models",
-                   "/models", "/openapi.json"})
+                   "/models", "/openapi.json", "/v1/router/usage"})
 STATUS_PAGE = "/router/ui"
 _PAGE = Path(__file__).with_name("status_page.html").read_text()
 PATH_PREFIXES = ("/v1/router/servers/", "/v1/models/", "/models/")
@@ -93,11 +99,54 @@ def build_app(gateway: Gateway) -> FastAPI:
         shape = _explained_shape(request.query_params.get("api"), parse_object(raw))
         body = parse_body(raw, _CHECKED_AS[shape])
         assert body is not None
+        headers = {k: v for k, v in request.headers.items() if k != CONTINUED_HEADER}
         caller = _caller(request)
-        decision = gateway.router.decide(body, shape, gateway.availability_for(caller), gateway.conversations, request.headers,
+        if shape is Shape.RESPONSES and gateway.responses is not None:
+            turn = await gateway.responses.expand(body, caller)  # routed as the door would route it
+            if turn.continued is not None:
+                headers[CONTINUED_HEADER] = turn.continued
+        decision = gateway.router.decide(body, shape, gateway.availability_for(caller), gateway.conversations, headers,
                                          caller.difficulty)
         budget = gateway.router.output_budget(decision.model, body)
         return JSONResponse({**decision.as_json(), "api": shape.value, "output_budget": budget.as_json() if budget else None})
+
+    @app.get("/v1/router/usage")
+    async def usage(request: Request) -> JSONResponse:
+        """Spend and tokens since a day (`since`, default 7d) by key, team, model or day (`by`). The master key
+        sees every key's; a team key its own only."""
+        by = request.query_params.get("by", "key")
+        if by not in BY:
+            raise ApiError(400, f"by must be one of {', '.join(BY)}.", "by")
+        try:
+            since = gateway.spend.since(request.query_params.get("since", "7d"))
+        except BadSince as exc:
+            raise ApiError(400, str(exc).replace("--since", "since"), "since") from None
+        caller = _caller(request)
+        key = (caller.name, caller.key.team) if caller.is_team and caller.key is not None else None
+        report = await asyncio.to_thread(gateway.spend.report, by, since, key)  # type: ignore[arg-type]
+        return JSONResponse(report.as_json())
+
+    @app.get("/v1/responses/{response_id}")
+    @app.get("/responses/{response_id}")
+    async def stored_response(response_id: str, request: Request) -> JSONResponse:
+        return JSONResponse(await _responses(gateway).retrieve(response_id, _caller(request)))
+
+    @app.delete("/v1/responses/{response_id}")
+    @app.delete("/responses/{response_id}")
+    async def delete_response(response_id: str, request: Request) -> JSONResponse:
+        return JSONResponse(await _responses(gateway).delete(response_id, _caller(request)))
+
+    @app.get("/v1/responses/{response_id}/input_items")
+    @app.get("/responses/{response_id}/input_items")
+    async def input_items(response_id: str, request: Request) -> JSONResponse:
+        query = request.query_params
+        limit = query.get("limit", "20")
+        if not limit.isdigit() or not 1 <= int(limit) <= 100:
+            raise ApiError(400, "limit must be an integer from 1 to 100.", "limit")
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise ApiError(400, "order must be asc or desc.", "order")
+        return JSONResponse(await _responses(gateway).input_items(response_id, _caller(request), int(limit), order, query.get("after")))
 
     @app.get("/v1/router/status")
     async def status() -> Response:
@@ -142,6 +191,12 @@ def _auto_share(gateway: Gateway, decisions: list[dict[str, Any]]) -> dict[str, 
     routed = [d for d in decisions if d.get("reason") not in (None, "explicit")]
     strong = [d for d in routed if d["reason"] in ("complex", "context") or (d["reason"] == "affinity" and d.get("chosen") in complex_groups)]
     return {"decisions": len(routed), "strong": len(strong), "strong_share": round(len(strong) / len(routed), 3) if routed else None}
+
+
+def _responses(gateway: Gateway) -> ResponseStore:
+    """The door sends stored-response routes here only while the store is on (llm_router/app.py)."""
+    assert gateway.responses is not None
+    return gateway.responses
 
 
 def _backends(gateway: Gateway) -> dict[str, Any]:

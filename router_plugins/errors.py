@@ -76,7 +76,7 @@ def error_meant(exc: BaseException) -> ApiError | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        status = _status_of(current)
+        status = status_of(current)
         if status is not None:
             message, param = _message_of(current)
             if status < 500:
@@ -88,7 +88,8 @@ def error_meant(exc: BaseException) -> ApiError | None:
     return None
 
 
-def _status_of(exc: BaseException) -> int | None:
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP error status an exception carries (an SDK's, httpx's, LiteLLM's ProxyException's string code), or None."""
     status = getattr(exc, "status_code", None)
     if status is None:
         status = getattr(getattr(exc, "response", None), "status_code", None)  # httpx.HTTPStatusError

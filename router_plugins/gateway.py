@@ -20,12 +20,17 @@ from launchers.server import ServerState
 from router_config.environment import MASTER_KEY_ENV, worker_count
 from router_config.gateway_config import AffinitySettings, Deployment, GatewayConfig
 from router_plugins.access import FORBIDDEN, AccessPolicy, Caller
-from router_plugins.affinity import ConversationTiers
+from router_plugins.accounting import Accounting
+from router_plugins.affinity import ConversationTiers, response_key
 from router_plugins.keys import KeyStore, RateLimiter
-from router_plugins.ledger import RequestLedger
+from router_plugins.request_records import RequestRecords
 from router_plugins.remotes import RemoteBackends
 from router_plugins.routing import Availability, ContentRouter
 from router_plugins.shared import RedisState, SharedState
+from router_plugins.state.database import StateDatabase
+from router_plugins.state.replicas import RemoteResponses, UsageReplication
+from router_plugins.state.responses import ResponseStore
+from router_plugins.state.spend import SpendLedger
 
 _AVAILABILITY_TTL_S = 1.0
 
@@ -50,9 +55,17 @@ class Gateway:
         self.remotes = RemoteBackends(config.deployments)
         self.paths = RuntimePaths(config.resolve_path(s.state_dir), config.resolve_path(s.log_dir))
         self.servers = OwnerClient(self.paths.owner_socket, list(config.local_specs()))
-        self.requests = RequestLedger()
+        self.requests = RequestRecords()
         self.conversations = ConversationTiers(config.routing.affinity if config.routing else AffinitySettings())
         """Each conversation's routing tier, for affinity: shared through Redis where set, else through the owner."""
+        self.state = StateDatabase(self.paths.state_database)
+        """The machine's state database: stored responses and the spend ledger (router_plugins/state/)."""
+        self.spend = SpendLedger(self.state, s.spend)
+        self.accounting = Accounting(config, self.spend)
+        self.responses = (ResponseStore(self.state, s.responses, RemoteResponses(s.redis) if s.redis else None)
+                          if s.responses.enabled else None)
+        """None with `llm_router.responses: false`: previous_response_id then goes to the backend as it is."""
+        self._usage_replication = UsageReplication(s.redis, self.state, self.spend) if s.redis else None
         self._availability: dict[str, tuple[float, str | None]] = {}
 
     def start(self) -> None:
@@ -64,8 +77,16 @@ class Gateway:
         else:
             self.conversations.share_with(self.servers.share_tier)
             self.servers.on_tier(self.conversations.learn)
+        if self._usage_replication is not None:
+            self._usage_replication.start()
         self.remotes.start()
         self.servers.start()
+
+    def remember_response_tier(self, call_id: str, response_id: str) -> None:
+        """A Responses answer keeps the tier its turn was routed at, for a next turn that names it as previous_response_id."""
+        decision = self.requests.decision(call_id)
+        if response_id.startswith("resp") and decision is not None and decision.tier is not None:
+            self.conversations.remember(response_key(response_id).digest, decision.tier)
 
     # ---- routing availability -------------------------------------------------------------
 
@@ -160,6 +181,10 @@ class Gateway:
         self.router = ContentRouter(config)
         if config.routing is not None:
             self.conversations.settings = config.routing.affinity
+        self.accounting.reload(config)
+        self.spend.settings = config.settings.spend
+        if self.responses is not None and config.settings.responses.enabled:
+            self.responses.settings = config.settings.responses
         self._availability.clear()
 
     def secrets(self) -> list[str]:

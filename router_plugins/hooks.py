@@ -11,14 +11,15 @@
   is running (asking the machine's owner, which leases it to this request).
 - `async_post_call_success_hook`: a Responses answer's id keeps its turn's tier (affinity).
 - failure/success events: release the lease, remember why each attempt failed, have the owner
-  check a local server that failed a request.
+  check a local server that failed a request; a request's success event and its failure hook
+  write its row of the spend ledger (router_plugins/accounting.py).
 - `async_post_call_failure_hook`: one clear 502/503 (or 403) naming every backend tried.
 - `async_post_call_response_headers_hook`: x-llm-router-model / x-llm-router-reason, and
   x-llm-router-max-tokens where the request's reserved output was lowered to fit a local model's
   window (router_plugins/output_budget.py) rather than refused by it.
 
 What we learn about a request (the decision, each attempt) is kept in the gateway's request
-ledger by LiteLLM's call id, never in the request: on the Responses and Messages routes LiteLLM
+records (router_plugins/request_records.py) by LiteLLM's call id, never in the request: on the Responses and Messages routes LiteLLM
 forwards the client's `metadata` to the provider. The caller behind an attempt is read from
 LiteLLM's own key object, which a client can't forge in a JSON body.
 """
@@ -37,12 +38,12 @@ from litellm.proxy._types import ProxyException, UserAPIKeyAuth
 from launchers.server import ServerUnavailable
 from router_config.gateway_config import Deployment
 from router_plugins import metrics, output_budget
+from router_plugins.accounting import ACCOUNTED_CALL_TYPES
 from router_plugins.access import FORBIDDEN
-from router_plugins.affinity import response_key
 from router_plugins.auth import LiteLLMAuth
-from router_plugins.errors import ApiError
+from router_plugins.errors import ApiError, status_of
 from router_plugins.gateway import Gateway
-from router_plugins.ledger import Attempt, Decision
+from router_plugins.request_records import Attempt, Decision
 from router_plugins.redaction import redact
 from router_plugins.conversation import Shape
 from router_plugins.routing import RoutingDecision
@@ -78,6 +79,8 @@ class RouterHooks(CustomLogger):
     async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: str) -> dict:
         shape = _SHAPES.get(call_type)
         gw = self._gateway
+        if call_type in ACCOUNTED_CALL_TYPES:
+            gw.requests.began(_request_id(data), data.get("model") if isinstance(data.get("model"), str) else "")
         if shape is None:
             if call_type in _EXPLICIT_ONLY_CALL_TYPES and gw.router.is_content_routed(data.get("model")):
                 raise _raised(ApiError(400, f"'{data.get('model') or ''}' is routed by content on chat completions, responses "
@@ -202,15 +205,16 @@ class RouterHooks(CustomLogger):
 
     async def async_log_success_event(self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any) -> None:
         self._release(kwargs)
+        record = self._gateway.requests.record(_request_id(kwargs))
+        await self._gateway.accounting.succeeded(record, kwargs, start_time, end_time)
 
     async def async_post_call_success_hook(self, data: dict, user_api_key_dict: Any, response: Any) -> Any:
         """A Responses API answer, as the client gets it, keeps its turn's tier for a next turn that names it
-        as previous_response_id. (A streamed answer's id isn't seen here: its next turn is keyed as a new one.)"""
+        as previous_response_id. (A streamed answer's id isn't seen here: the door sees it while the Responses
+        store is on, llm_router/app.py.)"""
         response_id = getattr(response, "id", None)
-        if isinstance(response_id, str) and response_id.startswith("resp"):
-            decision = self._gateway.requests.decision(_request_id(data))
-            if decision is not None and decision.tier is not None:
-                self._gateway.conversations.remember(response_key(response_id).digest, decision.tier)
+        if isinstance(response_id, str):
+            self._gateway.remember_response_tier(_request_id(data), response_id)
         return response
 
     async def async_log_failure_event(self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any) -> None:
@@ -222,6 +226,13 @@ class RouterHooks(CustomLogger):
     async def async_post_call_failure_hook(
         self, request_data: dict, original_exception: Exception, user_api_key_dict: Any, traceback_str: str | None = None
     ) -> HTTPException | None:
+        record = self._gateway.requests.record(_request_id(request_data))
+        answer = self._failure_answer(request_data, original_exception)
+        status = answer.status_code if answer is not None else status_of(original_exception)
+        await self._gateway.accounting.failed(record, request_data, self._auth.caller_of(user_api_key_dict), status or 500)
+        return answer
+
+    def _failure_answer(self, request_data: dict, original_exception: Exception) -> HTTPException | None:
         gw = self._gateway
         request_id = _request_id(request_data)
         attempts = gw.requests.finish(request_id).attempts

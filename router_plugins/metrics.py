@@ -1,4 +1,4 @@
-"""llm-router's routing metrics for Prometheus: decisions, skipped groups, fallback hops.
+"""llm-router's metrics for Prometheus: routing decisions, skipped groups, fallback hops, spend and auto's saving.
 
 LiteLLM's own `prometheus` callback counts requests, tokens, latency, time to first token and
 its fallbacks; these say why requests went where they went. Recorded in each worker; under
@@ -19,6 +19,12 @@ _HOPS = Counter("llm_router_fallback_hops", "Moves of a request from a group tha
 DIFFICULTY_BUCKETS = tuple(round(i / 100, 2) for i in range(1, 101))
 """A hundredth wide: `llm-router calibrate` reads a threshold for a share off this histogram."""
 DIFFICULTY = Histogram("llm_router_difficulty", "Difficulty scores of the text requests auto routed", buckets=DIFFICULTY_BUCKETS)
+_SPEND = Counter("llm_router_spend_usd", "Dollars spent, as the spend ledger records them, by key name, team and the group that served",
+                 ["key", "team", "group"])
+# auto's saving is the baseline less the spend (a counter can't go down, and a request may cost more than its baseline).
+_AUTO_SPEND = Counter("llm_router_auto_spend_usd", "Dollars auto requests cost, by key name and team", ["key", "team"])
+_AUTO_BASELINE = Counter("llm_router_auto_baseline_usd", "Dollars auto requests would have cost on routing.complex's first group, "
+                         "priced from the same tokens, by key name and team", ["key", "team"])
 
 
 def decided(decision: RoutingDecision) -> None:
@@ -29,6 +35,15 @@ def decided(decision: RoutingDecision) -> None:
         _SKIPPED.labels(skipped.group, _cause(skipped.why)).inc()
     if decision.signals is not None and decision.signals.difficulty is not None:
         DIFFICULTY.observe(decision.signals.difficulty)
+
+
+def spent(key: str, team: str, group: str, cost: float, baseline: float | None) -> None:
+    """A request recorded in the spend ledger (baseline: an auto request's). Labels are names from the keys
+    file and the config, never a key."""
+    _SPEND.labels(key, team, group).inc(cost)
+    if baseline is not None:
+        _AUTO_SPEND.labels(key, team).inc(cost)
+        _AUTO_BASELINE.labels(key, team).inc(baseline)
 
 
 def fallback_hop(from_group: str, to_group: str) -> None:

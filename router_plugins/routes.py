@@ -117,6 +117,7 @@ TEMPLATES: tuple[Template, ...] = (
     _template("GET", _versioned("/models", "/models/{model_id}"), Access.TEAM),
     _template("GET", _versioned("/health"), Access.TEAM),
     _template("POST", ("/v1/router/explain",), Access.TEAM),
+    _template("GET", ("/v1/router/usage",), Access.TEAM),
     _template("GET|HEAD|OPTIONS", ("/health/liveliness", "/health/liveness", "/health/readiness"), Access.PUBLIC),
     _template("GET", (*_versioned("/model/info"), "/model_group/info", "/routes", "/openapi.json", "/active/callbacks",
                       "/get/config/callbacks", "/debug/asyncio-tasks", "/utils/supported_openai_params", "/metrics",
@@ -158,7 +159,7 @@ def classify(method: str, path: str) -> Route:
 
 
 SERVED_SUMMARY = ("llm-router serves chat completions, completions, embeddings, responses, messages and count_tokens, "
-                  "batches and files, the model list, health and explain; the README's 'Route policy' lists every route.")
+                  "batches and files, the model list, health, explain and usage; the README's 'Route policy' lists every route.")
 # The APIs LiteLLM mounts that llm-router doesn't serve, by the path's first segment (after `/v1`).
 _APIS_NOT_SERVED: dict[str, str] = {
     **dict.fromkeys(("assistants", "threads"), "OpenAI's Assistants API (assistants, threads, their messages and runs)"),

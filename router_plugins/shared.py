@@ -22,9 +22,11 @@ import logging
 import threading
 import time
 import uuid
-from typing import Literal
+from typing import Literal, TypeVar
 
 import redis
+import redis.asyncio
+import redis.asyncio.retry
 from litellm.constants import REDIS_CIRCUIT_BREAKER_RECOVERY_TIMEOUT
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -69,6 +71,18 @@ return {tostring(now), redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. since, '+inf'
 """
 
 RedisState = Literal["up", "recovering", "down"]
+Client = TypeVar("Client", redis.Redis, redis.asyncio.Redis)
+
+
+def connect(settings: RedisSettings, client: type[Client]) -> Client:
+    """A client of the Redis replicas share (redis.Redis, or redis.asyncio.Redis for an event loop), each
+    operation bounded by a timeout and never retried: a failure is the answer, and the next try is the
+    caller's."""
+    options = {"password": settings.password(), "socket_timeout": _TIMEOUT_S, "socket_connect_timeout": _TIMEOUT_S}
+    retry = redis.asyncio.retry.Retry(NoBackoff(), 0) if client is redis.asyncio.Redis else Retry(NoBackoff(), 0)
+    if settings.url:
+        return client.from_url(settings.url, retry=retry, **options)
+    return client(host=settings.host, port=settings.port, retry=retry, **options)
 
 
 class SharedState:
@@ -78,10 +92,7 @@ class SharedState:
         self._processes = workers
         """Gateway processes alive across all replicas, as last seen (this replica's own until then)."""
         self._id = uuid.uuid4().hex
-        # No retries: a tick that fails is the answer, and the next tick tries again.
-        options = {"password": settings.password(), "socket_timeout": _TIMEOUT_S, "socket_connect_timeout": _TIMEOUT_S,
-                   "retry": Retry(NoBackoff(), 0)}
-        self._client = redis.Redis.from_url(settings.url, **options) if settings.url else redis.Redis(settings.host, settings.port, **options)
+        self._client = connect(settings, redis.Redis)
         self._heartbeat = self._client.register_script(_HEARTBEAT)
         self._exchange_tiers = self._client.register_script(_EXCHANGE_TIERS)
         self._tiers: ConversationTiers | None = None

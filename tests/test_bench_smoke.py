@@ -12,8 +12,8 @@ import pytest
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("date", "machine", "versions", "latency", "throughput", "routing_cost", "affinity", "cold_start", "stampede", "memory", "profile",
-            "targets", "cleanup")
+SECTIONS = ("date", "machine", "versions", "latency", "throughput", "routing_cost", "affinity", "ledger", "cold_start", "stampede", "memory",
+            "profile", "targets", "cleanup")
 
 
 def test_bench_smoke_writes_every_section(tmp_path):
@@ -30,6 +30,7 @@ def test_bench_smoke_writes_every_section(tmp_path):
     assert [c["name"] for c in data["routing_cost"]["cases"] if c["name"].startswith("image")] == ["image 10 KB", "image 1 MB", "image 10 MB"]
     assert data["affinity"]["conversations"] >= 300 and data["affinity"]["on"]["downward_switches"] == 0
     assert data["affinity"]["off"]["downward_switches"] > 0 and data["affinity"]["on"]["decisions"] == data["affinity"]["turns"]
+    assert [c["concurrency"] for c in data["ledger"]["cells"]] == [1, 16] and all(c["requests"] > 0 for c in data["ledger"]["cells"])
     assert data["stampede"] and data["cold_start"] and {m["key"] for m in data["memory"]} == {"stock", "router"}
     assert data["targets"] and all({"requirement", "figure", "met"} <= set(t) for t in data["targets"])
     assert data["machine"]["cpu_count"] >= 1 and data["versions"]["litellm"]
@@ -38,4 +39,4 @@ def test_bench_smoke_writes_every_section(tmp_path):
     markdown = (tmp_path / "BENCHMARKS.md").read_text()
     assert markdown.startswith("# llm-router benchmarks")
     assert "## Where a request's milliseconds go" in markdown and "### Settings measured one at a time" in markdown
-    assert "### Conversation affinity" in markdown
+    assert "### Conversation affinity" in markdown and "## The spend ledger's cost per request" in markdown

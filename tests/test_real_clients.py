@@ -3,7 +3,8 @@
 Claude Code and Codex (the pinned npm CLIs, run non-interactively), the OpenAI Agents SDK, and
 LangChain's ChatOpenAI and ChatAnthropic (tests/clients/agents.py), each with `auto` and with an
 explicit name: one question, a follow-up in the same conversation, a streamed answer and a tool
-round trip. The upstreams are the fakes: the cloud on loopback, and a local model server with
+round trip; and the Agents SDK chaining turns by previous_response_id, on a local and a cloud
+model, streamed and not, a tool round trip included. The upstreams are the fakes: the cloud on loopback, and a local model server with
 vLLM's 2,048-token window check. The fakes answer `<provider>:<model> says: <the last user
 text>`, call the first tool offered, and answer a tool's result with `tool said: <result>`, so an
 answer names who served it, and a test can read what each upstream received.
@@ -15,7 +16,7 @@ import json
 
 import pytest
 
-from tests.clients.agents import CLI_CLIENTS, SDK_CLIENTS, ClaudeCode, Codex, Endpoint
+from tests.clients.agents import CLI_CLIENTS, SDK_CLIENTS, AgentsSdk, ClaudeCode, Codex, Endpoint
 from tests.fakes.cloud import FakeCloud
 from tests.support.configs import CLIENTS_TEAM_KEY, clients_gateway
 from tests.support.gateway import Gateway
@@ -83,6 +84,35 @@ def test_an_sdk_client_completes_a_tool_round_trip(setup, name, model, served_by
     gw, _ = setup
     answer = SDK_CLIENTS[name]().ask(_endpoint(gw, model), f"What's the weather in Paris? ({name} {model})", tool=True)
     # The fake called the client's `weather` tool with Paris; the client ran it and sent its result back.
+    assert answer.text.startswith(served_by) and "tool said: sunny in Paris" in answer.text
+
+
+# ---- the OpenAI Agents SDK chaining by previous_response_id: the gateway keeps the conversation
+
+CHAINED_MODELS = [pytest.param("auto", LOCAL, id="auto"), pytest.param("gpt-4o", GPT, id="openai"),
+                  pytest.param("claude-sonnet", SONNET, id="anthropic")]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("model, served_by", CHAINED_MODELS)
+def test_the_agents_sdk_chains_three_turns_by_previous_response_id(setup, model, served_by, stream):
+    """Each follow-up sends only its own question and the last answer's id; the backend gets the whole conversation."""
+    gw, cloud = setup
+    client, tag = AgentsSdk(chained=True), f"{model} {stream}"
+    answers = [client.ask(_endpoint(gw, model), f"{turn} chained question ({tag})?", follow_up=n > 0, stream=stream).text
+               for n, turn in enumerate(("First", "Second", "Third"))]
+    assert all(a.startswith(served_by) for a in answers), answers
+    (third,) = _bodies_with(gw, cloud, f"Third chained question ({tag})")
+    sent = json.dumps(third)
+    assert "previous_response_id" not in third
+    assert all(json.dumps(part)[1:-1] in sent for part in (f"First chained question ({tag})", answers[0], f"Second chained question ({tag})"))
+
+
+@pytest.mark.parametrize("model, served_by", SDK_MODELS)
+def test_the_agents_sdk_chains_a_tool_round_trip_by_previous_response_id(setup, model, served_by):
+    """Within a run, the SDK sends the tool's result with only the id of the answer that called it."""
+    gw, _ = setup
+    answer = AgentsSdk(chained=True).ask(_endpoint(gw, model), f"What's the weather in Paris? (chained {model})", tool=True)
     assert answer.text.startswith(served_by) and "tool said: sunny in Paris" in answer.text
 
 

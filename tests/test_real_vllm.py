@@ -13,6 +13,7 @@ from pathlib import Path
 import anthropic
 import pytest
 
+from tests.clients.agents import AgentsSdk, Endpoint
 from tests.support.configs import shipped_config_copy
 from tests.support.gateway import Gateway, free_port
 from tests.support.processes import processes_matching
@@ -100,3 +101,18 @@ def test_an_anthropic_client_with_a_coding_agents_max_tokens_gets_smollm2s_answe
         assert raw.headers["x-llm-router-model"] == "smollm2-135m-cpu"
         assert 0 < int(raw.headers["x-llm-router-max-tokens"]) < 2048
         assert "Paris" in raw.parse().content[0].text
+
+
+def test_the_agents_sdk_chains_turns_by_previous_response_id_through_auto_to_smollm2(tmp_path, smollm2_prepared):
+    """vLLM keeps no responses (unless started with its opt-in store): the gateway's Responses store sends it the
+    whole conversation on each turn, so an agent that chains by previous_response_id gets its answers."""
+    config = shipped_config_copy(tmp_path, link_cpu_weights=True)
+    with Gateway(config) as gw:  # no API keys, no GPU: auto's default is SmolLM2
+        client = AgentsSdk(chained=True)
+        endpoint = Endpoint(gw.url, "unused", "auto")
+        first = client.ask(endpoint, "What is the capital of France?")
+        second = client.ask(endpoint, "And of Germany?", follow_up=True)
+        assert first.text.strip() and second.text.strip()
+        kept = gw.get(f"/v1/responses/{client.last_response_id}/input_items?order=asc").json()["data"]
+        assert [item.get("role") for item in kept] == ["user", "assistant", "user"]
+

@@ -8,7 +8,8 @@ comes first for `gpu-text` (`order`), both serve `gpu-even` alike, and `gpu-lazy
 server on GPU host 1) is `cold_start: fallback` with gpt-4o (the fake cloud) after it.
 
 The gateways start once for the module (those tests are marked slow); tests that kill something
-(a GPU host, Redis, a replica) come last, in that order. The config checks at the top start nothing.
+(a GPU host, Redis, a replica) come last, in that order. Replicas share stored responses and their
+spend totals through Redis too (router_plugins/state/replicas.py). The config checks at the top start nothing.
 """
 
 from __future__ import annotations
@@ -458,6 +459,40 @@ def test_redis_holds_conversation_hashes_never_prompt_text(fleet):
 
 
 @pytest.mark.slow
+def test_a_responses_chain_started_on_one_replica_goes_on_on_the_other(fleet):
+    """Each answer is in Redis before its last byte goes out: the next turn finds it on the other replica at once."""
+    previous, said = None, []
+    for n in range(4):
+        front = fleet.fronts[n % 2]
+        response = front.post("/v1/responses", {"model": "gpt-4o", "input": f"Replica turn {n}",
+                                                **({"previous_response_id": previous} if previous else {})}, key=MASTER)
+        assert response.status_code == 200, response.text
+        previous = response.json()["id"]
+        said.append(response.json()["output"][0]["content"][0]["text"])
+    (last,) = [r.body for r in fleet.cloud.requests_for("gpt-4o") if "Replica turn 3" in str(r.body)]
+    assert all(f"Replica turn {n}" in str(last["input"]) and said[n] in str(last["input"]) for n in range(3))
+    for front in fleet.fronts:
+        assert front.get(f"/v1/responses/{previous}", key=MASTER).json()["output"][0]["content"][0]["text"] == said[3]
+
+
+def _usage_of(front: Gateway, key_name: str) -> dict | None:
+    return next((line for line in front.get("/v1/router/usage?by=key", key=MASTER).json()["data"] if line["key"] == key_name), None)
+
+
+@pytest.mark.slow
+def test_every_replica_reports_the_spend_of_all_of_them(fleet):
+    key = fleet.add_key(0, "spender")
+    wait_until(lambda: _knows(fleet.fronts[1], key), 5, "the other replica to know the new key")
+    answers = [_chat(fleet.fronts[i % 2], "gpt-4o", key) for i in range(6)]
+    assert all(a.status_code == 200 for a in answers)
+    for front in fleet.fronts:
+        line = wait_until(lambda: (u := _usage_of(front, "spender")) and u["requests"] == 6 and u, 10, "both replicas' spend on each")
+        assert line["cost_usd"] > 0 and line["team"] == "research"
+    (here, there) = (_usage_of(front, "spender") for front in fleet.fronts)
+    assert here == there
+
+
+@pytest.mark.slow
 def test_redis_killed_mid_load_loses_and_hangs_nothing_and_service_recovers(fleet):
     outage_key = fleet.add_key(0, "outage", "--rpm", "4")
     wait_until(lambda: _knows(fleet.fronts[1], outage_key), 5, "the other replica to know the new key")
@@ -478,6 +513,20 @@ def test_redis_killed_mid_load_loses_and_hangs_nothing_and_service_recovers(flee
     wait_until(lambda: _knows(fleet.fronts[1], key), 5, "the other replica to know a key added after the restart")
     assert Counter(_chat(fleet.fronts[i % 2], "gpt-4o", key).status_code for i in range(6)) == {200: 3, 429: 3}
     assert _knows(fleet.fronts[1], outage_key)  # known before the restart, and published again by its replica
+
+
+@pytest.mark.slow
+def test_after_redis_restarts_empty_every_replicas_spend_is_shared_again_and_nothing_is_lost(fleet):
+    """Runs after the test that kills Redis: it came back empty, and each replica published its totals again."""
+    client = fleet.redis.client()
+    wait_until(lambda: client.hlen("llm-router:usage:versions") > 0, 10, "the replicas to publish their totals again")
+    before = {front.url: _usage_of(front, "spender") for front in fleet.fronts}
+    assert before[fleet.fronts[0].url]["requests"] == before[fleet.fronts[1].url]["requests"] >= 6
+    key = fleet.add_key(0, "after-restart")
+    wait_until(lambda: _knows(fleet.fronts[1], key), 5, "the other replica to know the new key")
+    assert _chat(fleet.fronts[1], "gpt-4o", key).status_code == 200
+    line = wait_until(lambda: _usage_of(fleet.fronts[0], "after-restart"), 10, "a request after the restart on the other replica")
+    assert line["requests"] == 1
 
 
 @pytest.mark.slow

@@ -88,7 +88,7 @@ def test_a_gateway_with_another_config_on_a_state_folder_in_use_is_refused_at_st
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", [("status",), ("start", "plain-local"), ("stop", "--all"), ("reload",)], ids=" ".join)
+@pytest.mark.parametrize("command", [("status",), ("start", "plain-local"), ("stop", "--all"), ("reload",), ("usage",)], ids=" ".join)
 def test_a_command_with_another_config_on_a_state_folder_in_use_is_refused(tmp_path, cloud, command):
     config = core_config(tmp_path, cloud.url)
     staging = _staging_config(tmp_path)

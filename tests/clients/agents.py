@@ -102,12 +102,18 @@ class Codex:
 
 
 class AgentsSdk:
-    """The OpenAI Agents SDK: an Agent on the Responses API, with a function tool."""
+    """The OpenAI Agents SDK: an Agent on the Responses API, with a function tool.
+
+    chained: the server keeps the conversation. A follow-up sends only its own input with the last
+    answer's id as `previous_response_id`, and within a run (a tool round trip) the SDK chains each
+    model call to the last one (`auto_previous_response_id`). Otherwise the SDK resends the history."""
 
     name = "openai-agents"
 
-    def __init__(self) -> None:
+    def __init__(self, chained: bool = False) -> None:
         self._history: list[Any] = []
+        self._chained = chained
+        self.last_response_id: str | None = None
 
     def ask(self, endpoint: Endpoint, prompt: str, *, follow_up: bool = False, stream: bool = False, tool: bool = False) -> Answer:
         return asyncio.run(self._ask(endpoint, prompt, follow_up, stream, tool))
@@ -126,14 +132,18 @@ class AgentsSdk:
 
         agent = agents.Agent(name="assistant", instructions="Answer briefly.", tools=[weather] if tool else [],
                              model=agents.OpenAIResponsesModel(endpoint.model, client))
-        run_input: Any = [*self._history, {"role": "user", "content": prompt}] if follow_up else prompt
+        run_input: Any = [*self._history, {"role": "user", "content": prompt}] if follow_up and not self._chained else prompt
+        chaining: dict[str, Any] = {}
+        if self._chained:
+            chaining = {"previous_response_id": self.last_response_id if follow_up else None, "auto_previous_response_id": True}
         if stream:
-            result = agents.Runner.run_streamed(agent, run_input)
+            result = agents.Runner.run_streamed(agent, run_input, **chaining)
             async for _ in result.stream_events():
                 pass
         else:
-            result = await agents.Runner.run(agent, run_input)
+            result = await agents.Runner.run(agent, run_input, **chaining)
         self._history = result.to_input_list()
+        self.last_response_id = result.last_response_id
         await client.close()
         return Answer(str(result.final_output))
 

@@ -9,7 +9,9 @@ many scenarios at once (``fake-status-500``, ``claude-slow-0.5``, ``gpt-hang`` .
         assert cloud.requests[-1].model == "fake-gpt"
 
 OpenAI's files and batches API is served too (uploads and batches kept in memory, an unknown id
-answering 404 as OpenAI does, an id with a ``status-NNN`` token answering that status).
+answering 404 as OpenAI does, an id with a ``status-NNN`` token answering that status), and so are
+stored Responses (kept unless `store: false`; a previous_response_id or an id it doesn't hold is
+refused as OpenAI refuses it).
 
 Also runnable: ``python tests/fakes/cloud.py --port 8999`` serves until interrupted.
 """
@@ -253,6 +255,63 @@ class FilesAndBatches:
         return 200, self.batches[ident]
 
 
+# ------------------------------------------------------------------ stored responses
+
+_RESPONSE_RE = re.compile(r"(?:/v1)?/responses/(?P<id>[^/]+)(?P<items>/input_items)?")
+
+
+class StoredResponses:
+    """OpenAI's stored responses, as the real API keeps them: every response made without `store: false`,
+    with the input it was given (its previous responses' included). A previous_response_id the fake doesn't
+    hold is a 400 `previous_response_not_found`, and a GET or DELETE of an unknown id a 404, as OpenAI answers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.kept: dict[str, tuple[JSON, list[Any]]] = {}
+
+    def refuse_previous(self, body: JSON) -> tuple[int, JSON] | None:
+        """The error for a request whose previous_response_id isn't kept here; None when it is (or none is named)."""
+        previous = body.get("previous_response_id")
+        with self._lock:
+            if previous is None or previous in self.kept:
+                return None
+        error = wire.openai_error(400, f"Previous response with id '{previous}' not found.")
+        error["error"].update(param="previous_response_id", code="previous_response_not_found")
+        return 400, error
+
+    def keep(self, body: JSON) -> Any:
+        """What keeps the response made for `body` (unless it asks `store: false`)."""
+        def made(response: JSON) -> None:
+            if body.get("store") is False or not isinstance(response.get("id"), str):
+                return
+            own = body.get("input")
+            items = [{"role": "user", "content": own}] if isinstance(own, str) else list(own or [])
+            with self._lock:
+                earlier = self.kept.get(body.get("previous_response_id") or "")
+                history = [*earlier[1], *earlier[0].get("output", [])] if earlier else []
+                self.kept[response["id"]] = (response, [*history, *items])
+        return made
+
+    def answer(self, method: str, route: str) -> tuple[int, JSON] | None:
+        """GET (input_items too) or DELETE of a stored response; None for another path."""
+        match = _RESPONSE_RE.fullmatch(route)
+        if match is None:
+            return None
+        ident = match.group("id")
+        with self._lock:
+            kept = self.kept.get(ident)
+            if kept is None:
+                error = wire.openai_error(404, f"Response with id '{ident}' not found.")
+                error["error"]["param"] = "response_id"
+                return 404, error
+            if method == "DELETE":
+                del self.kept[ident]
+                return 200, {"id": ident, "object": "response", "deleted": True}
+        if match.group("items"):
+            return 200, {"object": "list", "data": list(reversed(kept[1])), "has_more": False}
+        return 200, kept[0]
+
+
 def _no_such(kind: str, ident: str | None) -> JSON:
     error = wire.openai_error(404, f"No such {kind} object: {ident}")
     error["error"]["param"] = "id"
@@ -295,13 +354,22 @@ class _CloudHandler(handler.FakeHandler):
             self.send_json(status, answer)
         return True
 
+    def _stored_response(self, method: str) -> bool:
+        """Answer a GET or DELETE of a stored response (True), or leave the request to the caller (False)."""
+        answer = self.server.cloud.responses.answer(method, self.route)
+        if answer is None:
+            return False
+        self.read_body()
+        self.send_json(*answer)
+        return True
+
     def do_DELETE(self) -> None:
-        if not self._files_or_batches("DELETE"):
+        if not self._files_or_batches("DELETE") and not self._stored_response("DELETE"):
             self.read_body()
             self.send_json(404, wire.openai_error(404, f"Unknown path {self.route}"))
 
     def do_GET(self) -> None:
-        if self._files_or_batches("GET"):
+        if self._files_or_batches("GET") or self._stored_response("GET"):
             return
         if self.route in MODEL_PATHS:
             self.send_json(200, wire.openai_model_list(LISTED_MODELS, "fake-cloud"))
@@ -354,7 +422,11 @@ class _CloudHandler(handler.FakeHandler):
 
         break_after = behaviour.kind == "stream-break-after"
         if self.route == "/v1/responses":
-            self.send_openai_response(model, f"openai:{model} says: {handler.responses_text(body)}", body)
+            refused = cloud.responses.refuse_previous(body)
+            if refused is not None:
+                self.send_json(*refused)
+                return
+            self.send_openai_response(model, f"openai:{model} says: {handler.responses_text(body)}", body, cloud.responses.keep(body))
         elif self.route == "/v1/completions":
             prompt = str(body.get("prompt", ""))
             self.send_json(200, wire.openai_text_completion(model, f"openai:{model} says: {prompt[:wire.USER_TEXT_CAP]}", wire.count_tokens(prompt)))
@@ -405,6 +477,7 @@ class FakeCloud:
         self._lock = threading.Lock()
         self._modes: dict[str, Behaviour] = {}
         self.files_and_batches = FilesAndBatches()
+        self.responses = StoredResponses()
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
         self._server: _CloudServer | None = None

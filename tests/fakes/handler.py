@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -135,26 +136,27 @@ class FakeHandler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def send_openai_response(self, model: str, content: str, body: JSON) -> None:
-        """Answer a Responses API request, streaming if the body asks for it."""
+    def send_openai_response(self, model: str, content: str, body: JSON, made: Callable[[JSON], None] | None = None) -> None:
+        """Answer a Responses API request, streaming if the body asks for it. made: given the response
+        object (a stream's completed one) before it is sent."""
         prompt = wire.count_tokens(wire.responses_input_text(body.get("input")))
         tool = tools.responses_tool_to_call(body)
         if tool is not None:
-            self.send_answer(body, tools.response_tool_call(model, tool, prompt), tools.response_tool_call_events(model, tool, prompt))
+            self.send_answer(body, tools.response_tool_call(model, tool, prompt), tools.response_tool_call_events(model, tool, prompt), made)
             return
-        if not body.get("stream"):
-            self.send_json(200, wire.openai_response(model, content, prompt), {"x-request-id": wire.new_id("req_")})
-            return
-        self.start_stream({"x-request-id": wire.new_id("req_")})
-        for name, event in wire.openai_response_events(model, content, prompt):
-            self.send_sse(event, event=name)
-        self.end_stream()
+        self.send_answer(body, wire.openai_response(model, content, prompt), wire.openai_response_events(model, content, prompt), made)
 
-    def send_answer(self, body: JSON, whole: JSON, events: list[tuple[str | None, JSON | str]]) -> None:
-        """`whole` as JSON, or `events` (name, data) as SSE when the body asks for a stream."""
+    def send_answer(self, body: JSON, whole: JSON, events: list[tuple[str | None, JSON | str]],
+                    made: Callable[[JSON], None] | None = None) -> None:
+        """`whole` as JSON, or `events` (name, data) as SSE when the body asks for a stream. made: given the
+        response object (`whole`, or a Responses stream's completed one) before it is sent."""
         if not body.get("stream"):
+            if made is not None:
+                made(whole)
             self.send_json(200, whole, {"x-request-id": wire.new_id("req_")})
             return
+        if made is not None:
+            made(next((e["response"] for name, e in events if name == "response.completed" and isinstance(e, dict)), {}))
         self.start_stream({"x-request-id": wire.new_id("req_")})
         for name, event in events:
             self.send_sse(event, event=name)

@@ -6,7 +6,8 @@
         [--max-model-len N]
 
 Like vLLM it binds its port only once "ready", exits 0 on SIGTERM and answers
-/health, /v1/models, /v1/chat/completions, /v1/completions and /v1/responses.
+/health, /v1/models, /v1/chat/completions, /v1/completions and /v1/responses; like vLLM without its
+opt-in response store, it answers 404 to a Responses request naming a previous_response_id.
 With --record-requests it appends every POST it receives to PATH, one JSON line each
 ({"path", "headers", "body"}, the fake cloud's RecordedRequest fields), so a test can read
 what a gateway sent to a local model. With --max-model-len it refuses, as vLLM does, a request whose
@@ -115,6 +116,10 @@ class _ModelHandler(handler.FakeHandler):
             self.send_json(200, wire.openai_text_completion(model, text, wire.count_tokens(prompt_text)))
             return
 
+        if route == "/v1/responses" and body.get("previous_response_id") is not None:
+            # vLLM keeps no responses unless VLLM_ENABLE_RESPONSES_API_STORE is set (off by default).
+            self.send_json(404, self._error(404, f"Response with id '{body['previous_response_id']}' not found."))
+            return
         too_long = self._over_window(body)
         if too_long:
             self.send_json(400, self._error(400, too_long))

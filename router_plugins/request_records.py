@@ -9,6 +9,7 @@ request whose end is never reported can't grow it forever.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -36,6 +37,11 @@ class Attempt:
 
 @dataclass
 class RequestRecord:
+    requested: str | None = None
+    """The model the client asked for (before routing), once the pre-call hook has seen the request."""
+    began_at: float = 0.0
+    accounted: bool = False
+    """Its spend-ledger row is written (or being written): a request's end may be reported twice."""
     decision: Decision | None = None
     attempts: list[Attempt] = field(default_factory=list)
     answer: ApiError | None = None
@@ -44,11 +50,17 @@ class RequestRecord:
     """The output budget of the attempt that lowered the request's reserved output, if one did."""
 
 
-class RequestLedger:
+class RequestRecords:
     def __init__(self, memory: int = _MEMORY) -> None:
         self._records: OrderedDict[str, RequestRecord] = OrderedDict()
         self._lock = threading.Lock()
         self._memory = memory
+
+    def began(self, call_id: str, requested: str) -> None:
+        """A request reached LiteLLM's pre-call hook, asking for `requested`: one the gateway accounts for."""
+        with self._lock:
+            record = self._record(call_id)
+            record.requested, record.began_at = requested, time.time()
 
     def decided(self, call_id: str, decision: Decision) -> None:
         with self._lock:
