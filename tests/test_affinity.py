@@ -24,7 +24,9 @@ from tests.support.configs import core_config
 from tests.support.gateway import Gateway
 from tests.support.waiting import wait_until
 
-# LiteLLM's scorer rates this COMPLEX; each follow-up alone rates SIMPLE.
+# LiteLLM's scorer rates this COMPLEX; each follow-up alone rates SIMPLE. The live tests route by those
+# tiers alone (as bench/affinity.py does): the difficulty score reads the first user turn with the
+# last, so a hard opening would lift its follow-ups without affinity's help.
 OPENING = "Design a scalable distributed architecture: analyze the algorithm, prove correctness, optimize performance, and compare trade-offs"
 FOLLOW_UPS = ("thanks", "now rename x to y", "and add a test")
 SYSTEM = "You are a careful engineer."
@@ -164,7 +166,7 @@ def test_what_one_process_learns_is_shared_and_what_others_share_is_learned():
 def routing(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-affinity-0001")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-affinity-0001")
-    return InProcessGateway(load_config(core_config(tmp_path, "http://127.0.0.1:9")))
+    return InProcessGateway(load_config(_config(tmp_path, "http://127.0.0.1:9")))
 
 
 def _route(gw: InProcessGateway, body: dict, shape: Shape):
@@ -195,10 +197,10 @@ def test_an_image_later_in_the_conversation_still_escalates_and_is_remembered(ro
 
 def test_with_affinity_off_each_turn_is_routed_alone(tmp_path, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-affinity-0001")
-    config = core_config(tmp_path, "http://127.0.0.1:9")
-    config.write_text(config.read_text().replace("complexity: {max_chars: 2000}", "complexity: {max_chars: 2000}\n  affinity: false"))
+    config = _config(tmp_path, "http://127.0.0.1:9")
+    config.write_text(config.read_text().replace("affinity: {ttl_s: 3600}", "affinity: false"))
     gw = InProcessGateway(load_config(config))
-    _route(gw, _bodies(OPENING)[Shape.CHAT], Shape.CHAT)
+    assert _route(gw, _bodies(OPENING)[Shape.CHAT], Shape.CHAT).reason == "complex"
     decision = _route(gw, _bodies(OPENING, "thanks")[Shape.CHAT], Shape.CHAT)
     assert decision.reason == "default" and decision.conversation is None
 
@@ -210,7 +212,8 @@ PATHS = {Shape.CHAT: "/v1/chat/completions", Shape.RESPONSES: "/v1/responses", S
 
 def _config(tmp: Path, cloud_url: str, ttl_s: float = 3600) -> Path:
     config = core_config(tmp, cloud_url)
-    config.write_text(config.read_text().replace("complexity: {max_chars: 2000}", f"complexity: {{max_chars: 2000}}\n  affinity: {{ttl_s: {ttl_s}}}"))
+    config.write_text(config.read_text().replace("complexity: {max_chars: 2000}", "complexity: {max_chars: 2000, tiers: [COMPLEX, REASONING]}\n"
+                                                 f"  difficulty: {{threshold: 1.0}}\n  affinity: {{ttl_s: {ttl_s}}}"))
     return config
 
 

@@ -25,9 +25,10 @@ from router_plugins.gateway import Gateway as InProcess
 from router_plugins.keys import KeyFileError, KeyStore, TeamKey, hash_key
 from tests.support.configs import core_config
 from tests.support.gateway import Gateway
+from tests.support.prompts import EASY as EASY_TURNS
+from tests.support.prompts import HARD
 
-HARD = "Prove that there are infinitely many prime numbers of the form 4k+3, and derive the asymptotic density argument."
-EASY = "hi, thanks!"
+EASY = EASY_TURNS[0]
 SYSTEM = "You are a careful coding agent. Follow the repository's conventions. " * 80  # ~5,000 characters, as agents send
 TOOLS = [{"type": "function", "function": {"name": "read_file", "description": "Read a file of the repository. " * 50,
                                            "parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}}]
@@ -89,6 +90,12 @@ def test_the_folded_scorer_is_the_trained_head_applied_to_the_features():
     prompts = [HARD, EASY, "", "Ünïcödé ½ ∑ 12345 ...", "word " * 900]
     heads = [1 / (1 + np.exp(-model.raw(x))) for x in feature_matrix(prompts, words)]
     assert np.allclose([scorer.score(p) for p in prompts], heads, rtol=0, atol=1e-12)
+
+
+def test_the_prompts_other_tests_route_by_are_clear_of_the_default_threshold(gateway):
+    threshold = gateway.router.threshold
+    assert _decide(gateway, _bodies(HARD)[Shape.CHAT]).signals.difficulty > threshold + 0.1
+    assert all(_decide(gateway, _bodies(t)[Shape.CHAT]).signals.difficulty < threshold - 0.05 for t in EASY_TURNS)
 
 
 def test_a_harder_request_scores_higher_than_a_greeting(gateway):
@@ -298,7 +305,7 @@ def test_explain_shows_a_keys_own_threshold(live):
 
 
 def test_the_metrics_histogram_holds_the_scores_of_every_worker(live):
-    scrape = live.get("/metrics").text
+    scrape = live.get("/metrics/").text  # LiteLLM mounts the scrape at /metrics/
     count = next(line for line in scrape.splitlines() if line.startswith("llm_router_difficulty_count"))
     assert float(count.split()[-1]) >= 12
 

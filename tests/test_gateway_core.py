@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.configs import core_config
 from tests.support.gateway import Gateway
+from tests.support.prompts import HARD
 
 SENTINEL_OPENAI = "sk-test-openai-SENTINEL-0001"
 SENTINEL_ANTHROPIC = "sk-ant-test-SENTINEL-0002"
@@ -68,10 +69,8 @@ def test_prompt_over_the_default_context_window_is_routed_for_context(gateway):
     assert raw.headers["x-llm-router-model"] == "claude-sonnet"
 
 
-def test_complex_short_prompt_is_routed_by_litellms_scorer(gateway):
-    prompt = ("Write a Python function implementing a thread-safe LRU cache with TTL, then explain step by step "
-              "the algorithm complexity and analyze the trade-offs of distributed consistency.")
-    raw = _raw(gateway, {"model": "auto", "messages": [{"role": "user", "content": prompt}]})
+def test_a_hard_short_prompt_is_routed_by_its_difficulty_score(gateway):
+    raw = _raw(gateway, {"model": "auto", "messages": [{"role": "user", "content": HARD}]})
     assert raw.headers["x-llm-router-reason"] == "complex"
 
 

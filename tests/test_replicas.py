@@ -227,7 +227,7 @@ def _front(tmp: Path, cloud_url: str, gpu1: str, gpu2: str, redis_port: int) -> 
           num_retries: 0
           fallbacks:
             - gpu-lazy: [gpt-4o]
-        routing: {{vision: [gpt-4o], complex: [gpt-4o], default: [gpu-lazy]}}
+        routing: {{vision: [gpt-4o], complex: [gpt-4o], default: [gpu-lazy], complexity: {{tiers: [COMPLEX, REASONING]}}, difficulty: {{threshold: 1.0}}}}
         llm_router:
           state_dir: run
           log_dir: logs
@@ -421,7 +421,9 @@ async def _load_while(fleet: Fleet, model: str, upstream: str, total: int, event
 
 
 # Before the tests that kill Redis, a GPU host and a front: these need both fronts and Redis.
-# LiteLLM's scorer rates this COMPLEX; "thanks" alone rates SIMPLE.
+# LiteLLM's scorer rates this COMPLEX; "thanks" alone rates SIMPLE. The fleet routes by those tiers
+# alone: the difficulty score reads the first user turn with the last, so it would lift the
+# follow-up without affinity's help.
 OPENING = "Design a scalable distributed architecture: analyze the algorithm, prove correctness, optimize performance, and compare trade-offs"
 
 

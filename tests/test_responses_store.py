@@ -33,6 +33,7 @@ from router_plugins.state.responses import AnswerReader, ResponseStore, Turn
 from tests.fakes.cloud import FakeCloud
 from tests.support.configs import core_config, set_spec
 from tests.support.gateway import Gateway
+from tests.support.prompts import HARD
 
 MASTER = "sk-master-SENTINEL-responses-0001"
 ALICE = "sk-llmr-alice-responses-0001"
@@ -42,8 +43,8 @@ ENV = {"LLM_ROUTER_MASTER_KEY": MASTER, "OPENAI_API_KEY": "sk-test-responses-ope
 LOCAL = "local:fake-text says:"
 GPT = "openai:gpt-4o says:"
 SONNET = "anthropic:claude-sonnet-4-5 says:"
-# LiteLLM's scorer rates this COMPLEX; a short question rates SIMPLE.
-COMPLEX = "Design a scalable distributed architecture: analyze the algorithm, prove correctness, optimize performance, and compare trade-offs"
+# The difficulty score sends this to routing.complex; a short question stays local.
+COMPLEX = HARD
 
 
 def _config(tmp: Path, cloud_url: str, responses: str = "") -> Path:
