@@ -244,12 +244,17 @@ class RouterHooks(CustomLogger):
         self, data: dict, user_api_key_dict: Any, response: Any, request_headers: dict | None = None, litellm_call_info: dict | None = None
     ) -> dict[str, str] | None:
         record = self._gateway.requests.record(_request_id(data))
-        headers = {}
-        if record.decision is not None:
-            headers = {"x-llm-router-model": _header_value(record.decision.model), "x-llm-router-reason": record.decision.reason}
+        headers = routing_headers(record.decision)
         if record.output_budget is not None:
             headers[OUTPUT_BUDGET_HEADER] = str(record.output_budget.granted)
         return headers or None
+
+
+def routing_headers(decision: Decision | None) -> dict[str, str]:
+    """x-llm-router-model and x-llm-router-reason: where routing sent a request, and why; none before its decision."""
+    if decision is None:
+        return {}
+    return {"x-llm-router-model": _header_value(decision.model), "x-llm-router-reason": decision.reason}
 
 
 def _litellm_key(kwargs: dict) -> UserAPIKeyAuth | None:

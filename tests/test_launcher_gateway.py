@@ -73,6 +73,32 @@ def test_a_stream_waiting_for_a_cold_server_receives_keepalive_comments(tmp_path
         assert text.startswith("local:fake-text says: hello")
 
 
+
+COLD_STREAMS = {
+    "chat": ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hello"}]}, "[DONE]"),
+    "responses": ("/v1/responses", {"input": "hello"}, "response.completed"),
+    "messages": ("/v1/messages", {"max_tokens": 16, "messages": [{"role": "user", "content": "hello"}]}, "message_stop"),
+}
+"""Each API's streamed request, and what only its complete stream carries."""
+
+
+def test_a_stream_waiting_for_a_cold_start_carries_the_routing_headers_on_every_api(tmp_path, cloud):
+    """The decision is made before the start begins, so its headers go out with the first keep-alive comment."""
+    config = core_config(tmp_path, cloud.url)
+    config.write_text(config.read_text() + "litellm_settings:\n  sse_keepalive_ping_interval_seconds: 0.3\n")
+    set_spec(config, "local-text", flags=["--start-delay", "2"])
+    with Gateway(config) as gw:
+        for api, (path, body, complete) in COLD_STREAMS.items():
+            assert gw.get("/v1/health").json()["backends"]["local-text"]["state"] == "stopped", api
+            with httpx.stream("POST", gw.url + path, json={"model": "auto", "stream": True, **body}, timeout=60) as response:
+                lines = list(response.iter_lines())
+            assert lines[0].startswith(":"), (api, lines[:3])  # the response began with a keep-alive comment, before the start ended
+            assert any(complete in line for line in lines), (api, lines[-5:])
+            assert response.headers.get("x-llm-router-model") == "local-text", (api, dict(response.headers))
+            assert response.headers.get("x-llm-router-reason") == "default", (api, dict(response.headers))
+            assert gw.post("/v1/router/servers/local-text/stop").json()["state"] == "stopped"
+
+
 def test_two_workers_start_one_server_for_concurrent_cold_requests(tmp_path, cloud):
     config = core_config(tmp_path, cloud.url)
     set_spec(config, "local-text", flags=["--start-delay", "2"])
