@@ -47,7 +47,10 @@ def test_two_thousand_requests_with_a_flapping_backend_lose_nothing(flapping_gat
     finally:
         stop.set()
         flapper.join(10)
-    print(f"\nload with gpt-4o flapping: {report.summary()}")
+    assert gw.proc is not None
+    gateway = "running" if gw.proc.poll() is None else f"exited with {gw.proc.returncode}"
+    print(f"\nload with gpt-4o flapping: {report.summary()}; the gateway {gateway}")
+    assert gateway == "running", gw.log_text()[-3000:]
     assert report.sent == 2000
     assert report.hung == 0, report.summary()
     assert report.truncated_as_success == 0, report.summary()
