@@ -176,8 +176,9 @@ class ContentRouter:
 
     def _pick(self, tier: Tier, conversation: Conversation, availability: Availability) -> tuple[str, tuple[SkippedGroup, ...]]:
         skipped = []
+        for_request = self._for_request(conversation, availability)
         for group in self._preferences(tier):
-            why = self._for_request(conversation, availability)(group)
+            why = for_request(group)
             if why is None:
                 return group, tuple(skipped)
             skipped.append(SkippedGroup(group, why))
@@ -212,9 +213,11 @@ class ContentRouter:
     def _cannot_serve(self, conversation: Conversation, availability: Availability) -> ApiError:
         needs = self._needs(conversation)
         limited = any(availability(group) == FORBIDDEN for group in self._config.groups)
+        # Where a group could, it is one auto doesn't route to (none of routing's lists names it): name it.
+        where = "that is available here" if self._asks_too_much(conversation, availability) else "that auto routes to"
         media = " Send images and files inline as base64 data URLs." if CANNOT_FETCH_MEDIA in needs else ""
-        return self._refused(f"No model group {'this key may use ' if limited else ''}that is available here can serve this "
-                             f"request, which {' and '.join(_ASKS[why] for why in needs)}.{media}", conversation, availability)
+        return self._refused(f"No model group {'this key may use ' if limited else ''}{where} can serve this request, which "
+                             f"{' and '.join(_ASKS[why] for why in needs)}.{media}", conversation, availability)
 
     def _refused(self, lead: str, conversation: Conversation, availability: Availability, param: str | None = None) -> ApiError:
         """A 400 that names every group the caller may use and why it can't take this request (None where it could)."""

@@ -220,6 +220,14 @@ def test_an_image_with_no_available_group_that_can_see_is_a_400_naming_every_gro
     assert groups["gpt-4o"] == "OPENAI_API_KEY is not set"
 
 
+def test_tools_that_only_a_group_auto_does_not_route_to_can_call_are_a_400_that_names_it(gateway):
+    key = TeamKey(name="k", team="t", sha256="0" * 64, models=("local-text", "gpt-4o"))  # gpt-4o is in none of routing's lists
+    with pytest.raises(ApiError) as refused:
+        gateway.router.decide(_with_tools(), Shape.CHAT, gateway.availability_for(Caller(Role.TEAM, key)))
+    assert refused.value.status == 400 and "No model group this key may use that auto routes to can serve" in refused.value.message
+    assert refused.value.groups == (("gpt-4o", None), ("local-text", "can't call tools"))
+
+
 def test_an_explicit_model_that_cannot_call_tools_names_every_group_and_those_that_can(gateway):
     with pytest.raises(ApiError) as refused:
         gateway.router.decide(_with_tools("local-text"), Shape.CHAT, gateway.availability_for(MASTER))
