@@ -81,7 +81,9 @@ class Gateway:
         self._wrapper = wrapper
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 90.0) -> Gateway:
+    def start(self, timeout: float = 180.0) -> Gateway:
+        """Launch the gateway and return once it answers. The limit is generous: a gateway is ready in 6 to 15 s
+        on a quiet 2-core machine, but took 96 s on one whose load average was 10 (others' tests beside ours)."""
         argv = [*self._wrapper, sys.executable, "-m", "llm_router.cli", "serve", "--config", str(self.config), "--port", str(self.port),
                 "--workers", str(self._workers)]
         with open(self.log_path, "ab") as log:
