@@ -30,7 +30,11 @@ def free_port() -> int:
     this machine. The kernel's bind to port 0 draws only odd ports and gives one back within a few
     draws (measured: 117 repeats in 2,000 draws, one at once); xdist workers draw at once, and the
     port a gateway is given is bound only after it has imported LiteLLM, seconds later."""
-    _HANDED_OUT.mkdir(exist_ok=True)
+    try:
+        _HANDED_OUT.mkdir()
+        _HANDED_OUT.chmod(0o1777)  # like the temp folder itself: every user's test processes share it
+    except FileExistsError:
+        pass
     while True:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -50,6 +54,8 @@ def _hand_out(mark: Path) -> bool:
             mark.unlink()  # handed out long ago: free again, for whoever creates the mark first
         except FileNotFoundError:
             pass
+        except PermissionError:
+            return False  # another user's mark
         return _hand_out(mark)
 
 
