@@ -373,7 +373,7 @@ def test_model_server_answers_50_concurrent_slow_requests_in_parallel(spawn: Spa
 def test_free_port_never_hands_out_a_port_twice() -> None:
     """The kernel's port 0 gives a port back within a few draws; two xdist workers' gateways then raced for one
     port, and the loser's test talked to the winner until it stopped (the load flake of issue 26)."""
-    ports = [free_port() for _ in range(2000)]
+    ports = [free_port() for _ in range(300)]  # the kernel's own draws repeat in 300 nearly always (41 of 50 times in 200)
     assert len(set(ports)) == len(ports)
 
 

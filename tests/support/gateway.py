@@ -23,6 +23,7 @@ FAKE_MODEL_SERVER = REPO / "tests" / "fakes" / "model_server.py"
 _HANDED_OUT = Path(tempfile.gettempdir()) / "llm-router-test-ports"
 """One file per port free_port() has handed out, in any process on this machine."""
 _HANDED_OUT_FOR_S = 1800.0
+_DRAWS = 100
 
 
 def free_port() -> int:
@@ -35,12 +36,13 @@ def free_port() -> int:
         _HANDED_OUT.chmod(0o1777)  # like the temp folder itself: every user's test processes share it
     except FileExistsError:
         pass
-    while True:
+    for _ in range(_DRAWS):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         if _hand_out(_HANDED_OUT / str(port)):
-            return port
+            break
+    return port  # after _DRAWS draws of ports all handed out lately, the kernel's last one
 
 
 def _hand_out(mark: Path) -> bool:
