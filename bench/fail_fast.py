@@ -131,7 +131,8 @@ def _unservable(work: Path) -> list[UnservableResult]:
         "responses gpt-4o": ("/v1/responses", {"model": "gpt-4o", "input": "hi"}),
     }
     out = []
-    # No keys and a GPU-only vision model: an image has nowhere to go either (SmolLM2 can't see).
+    # No keys and a GPU-only vision model: an image has nowhere to go either (SmolLM2 can't see): its answer is the
+    # 400 that names every group, since what stands in the way is what the request asks for.
     image = {"model": "auto", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": PNG}}]}]}
     shapes["chat auto with an image"] = ("/v1/chat/completions", image)
     with Gateway(config) as gw, httpx.Client(timeout=30) as client:

@@ -68,6 +68,7 @@ def main() -> int:
                     for name in ("sent", "complete", "clear_errors", "hung", "truncated_as_success", "unclear_failures", "streams", "seconds"):
                         setattr(totals, name, getattr(totals, name) + getattr(r, name))
                     totals.by_status.update(r.by_status)
+                    totals.failures.update(r.failures)
                     rss, fds = _gateway_usage(gw.proc.pid)
                     print(f"{r.summary()} | RSS {rss:.0f} MiB ({(rss - rss0) / rss0:+.1%}), {fds} fds", flush=True)
             finally:

@@ -53,6 +53,21 @@ def group_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
+def listening_process(port: int) -> psutil.Process | None:
+    """The process listening on this TCP port, where this user may see it (its own processes); else None."""
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.Error:
+        return None
+    for connection in connections:
+        if connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port and connection.pid:
+            try:
+                return psutil.Process(connection.pid)
+            except psutil.Error:
+                return None
+    return None
+
+
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pgid, sig)

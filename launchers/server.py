@@ -35,6 +35,9 @@ from router_config.spec import LaunchSpec
 
 log = logging.getLogger("llm_router.launcher")
 
+STATE_FOLDER_ENV = "LLM_ROUTER_STATE_DIR"
+"""In every server's environment: the state folder whose owner started it. A server without it was
+started by hand; one with another folder belongs to another llm-router, which must not be adopted."""
 READINESS_POLL_S = 0.1
 STOP_GRACE_S = 10.0
 _PROBE_TIMEOUT_S = 1.0
@@ -427,7 +430,7 @@ class ModelServer:
         cache = self._paths.state_dir / "cache" / self.name
         cache.mkdir(parents=True, exist_ok=True)
         tmp = self._paths.tmp_dir(self.name)
-        env = {"VLLM_CACHE_ROOT": str(cache), "TMPDIR": str(tmp), **self.spec.environment()}
+        env = {"VLLM_CACHE_ROOT": str(cache), "TMPDIR": str(tmp), **self.spec.environment(), STATE_FOLDER_ENV: self._state_folder()}
         try:
             self._proc = process_group.spawn(self.spec.argv(), env, log_path, cwd=self.spec.source.parent, die_with_parent=self._die_with_us)
         except OSError as exc:
@@ -488,6 +491,15 @@ class ModelServer:
                     f"port {self.spec.port} is held by another process that is not serving "
                     f"'{self.spec.served_model_name}'; stop it or change the port in {self.spec.source.name}"
                 )
+        theirs = await asyncio.to_thread(_started_for, self.spec.port)
+        if theirs is not None and theirs != self._state_folder():
+            # Its requests, leases and memory are another owner's: serving ours there, that owner's stop or
+            # eviction would cut them off, and our budget would count a server we don't control.
+            raise StartFailed(
+                f"port {self.spec.port} is served by a server another llm-router started for state folder {theirs}; "
+                f"it is not adopted. Fix: give {self.spec.source.name} a port of its own in this config (`port:` and "
+                f"its deployment's api_base), or stop that server from its own config (llm-router stop {self.name})"
+            )
         recorded = self._read_state_file()
         pid = recorded.get("pid")
         if isinstance(pid, int) and _started_at(pid) == recorded.get("started"):
@@ -551,6 +563,9 @@ class ModelServer:
     def _tail(self) -> str:
         return process_group.log_tail(self._paths.log_file(self.name), self._log_offset)
 
+    def _state_folder(self) -> str:
+        return str(self._paths.state_dir.resolve())
+
     def _write_state_file(self) -> None:
         """For the next owner, which adopts a server that outlived us; written only while we know the process."""
         if self._pid is None:
@@ -575,6 +590,16 @@ def _started_at(pid: int) -> float | None:
     is reused by the system once its process is gone."""
     try:
         return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def _started_for(port: int) -> str | None:
+    """The state folder whose llm-router started the server listening on `port`; None for a server started
+    by hand (or by a process whose environment this user can't read)."""
+    process = process_group.listening_process(port)
+    try:
+        return process.environ().get(STATE_FOLDER_ENV) if process is not None else None
     except psutil.Error:
         return None
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,7 +31,7 @@ from router_config import environment
 
 environment.apply_defaults()
 
-from litellm.constants import RUNTIME_UPDATABLE_ROUTER_SETTINGS  # noqa: E402
+from litellm.constants import MAX_LITELLM_CALL_ID_LENGTH, RUNTIME_UPDATABLE_ROUTER_SETTINGS  # noqa: E402
 from litellm.proxy import proxy_server  # noqa: E402  (needs the environment first)
 from litellm.proxy.proxy_server import app as litellm_app  # noqa: E402
 
@@ -43,7 +44,7 @@ from router_plugins.affinity import CONTINUED_HEADER  # noqa: E402
 from router_plugins.auth import CALLER_STATE, LiteLLMAuth  # noqa: E402
 from router_plugins.errors import Api, ApiError, error_meant  # noqa: E402
 from router_plugins.gateway import Gateway  # noqa: E402
-from router_plugins.hooks import RouterHooks  # noqa: E402
+from router_plugins.hooks import RouterHooks, routing_headers  # noqa: E402
 from router_plugins.routes import Access, Operation, Route, classify  # noqa: E402
 from router_plugins.conversation import Shape  # noqa: E402
 from router_plugins.state.responses import AnswerReader, Turn  # noqa: E402
@@ -79,7 +80,8 @@ class GatewayApp:
             return
         route = classify(scope["method"], scope["path"])
         with logs.request_scope() as settle:
-            answer = _Answer(send, scope, route, settle, self._gateway.requests.take_answer, self._gateway.servers.note_decision)
+            answer = _Answer(send, scope, route, settle, self._gateway.requests.take_answer, self._gateway.servers.note_decision,
+                             lambda call_id: routing_headers(self._gateway.requests.decision(call_id)))
             try:
                 await self._handle(scope, receive, route, answer)
             except Exception as exc:
@@ -120,6 +122,8 @@ class GatewayApp:
             await answer.refuse(exc)
             return
         scope.setdefault("state", {})[CALLER_STATE] = caller
+        if route.access is Access.INFERENCE and route.litellm_hooks:
+            answer.call_id = _litellm_call_id(scope)
         replay = receive if body is None else _replay(body, receive)
         app = self._ours if endpoints.is_ours(scope["path"]) or self._answers_stored(route, scope) else self._litellm
         await app(scope, replay, answer.send)
@@ -198,6 +202,17 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
 
 
+def _litellm_call_id(scope: Scope) -> str:
+    """The id LiteLLM gives this request, which its hooks key what they learn by: the client's own
+    `x-litellm-call-id` where LiteLLM takes it, else one the door sets on the request for LiteLLM to take."""
+    given = dict(scope["headers"]).get(b"x-litellm-call-id", b"").decode("latin-1")
+    if 0 < len(given) <= MAX_LITELLM_CALL_ID_LENGTH:
+        return given
+    call_id = str(uuid.uuid4())
+    scope["headers"] = [(n, v) for n, v in scope["headers"] if n != b"x-litellm-call-id"] + [(b"x-litellm-call-id", call_id.encode())]
+    return call_id
+
+
 def _replay(body: bytes, receive: Any) -> Any:
     sent = False
 
@@ -235,15 +250,20 @@ class _Answer:
     app's own 500 page) goes out as a JSON error in the caller's API format, with the same status."""
 
     def __init__(self, send: Any, scope: Scope, route: Route, settle: Callable[[int | None], None],
-                 our_answer: Callable[[str], ApiError | None], note_decision: Callable[[dict[str, Any]], None]) -> None:
+                 our_answer: Callable[[str], ApiError | None], note_decision: Callable[[dict[str, Any]], None],
+                 routed: Callable[[str], dict[str, str]]) -> None:
         """our_answer: the error our failure hook made of a failed request, by LiteLLM's request id.
-        note_decision: where a routed request's decision and outcome go (the status page's table)."""
+        note_decision: where a routed request's decision and outcome go (the status page's table).
+        routed: a request's routing headers, by LiteLLM's request id ({} before routing decided)."""
         self._send = send
         self._scope = scope
         self._route = route
         self._settle = settle
         self._our_answer = our_answer
         self._note_decision = note_decision
+        self._routed = routed
+        self.call_id: str | None = None
+        """LiteLLM's id for a request its hooks see."""
         self._began = time.monotonic()
         self.requested: Any = None
         self.caller: Caller | None = None
@@ -296,6 +316,11 @@ class _Answer:
     async def send(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             self.started, self._status = True, message["status"]
+            if self.call_id is not None and not any(name == b"x-llm-router-model" for name, _ in message.get("headers") or []):
+                # A stream LiteLLM opened early, its keep-alive comments filling the wait for a cold start, carries
+                # none of the headers the hooks give: routing decided before the wait began, so its headers go now.
+                routed = [(name.encode(), value.encode("latin-1")) for name, value in self._routed(self.call_id).items()]
+                message = {**message, "headers": [*(message.get("headers") or []), *routed]}
             self._headers = dict(message.get("headers") or [])
             self._settle(self._status)
             if self._status >= 500 and not _is_json_or_stream(message):

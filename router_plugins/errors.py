@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
+from typing import Any
 
 
 class Api(str, enum.Enum):
@@ -39,15 +40,24 @@ class ApiError(Exception):
     """The error's `type`; by default the usual one for its status."""
     retryable: bool = True
     """False: the answer carries `x-should-retry: false`, which the OpenAI and Anthropic SDKs obey."""
+    groups: tuple[tuple[str, str | None], ...] = ()
+    """For a request no model group here can serve: every group and why it can't (None: it could).
+    Sent as `provider_specific_fields.groups`, where LiteLLM puts what an error adds to its API's shape."""
 
     @property
     def type(self) -> str:
         return self.kind or _TYPES.get(self.status, "api_error" if self.status >= 500 else "invalid_request_error")
 
+    @property
+    def extra_fields(self) -> dict[str, Any] | None:
+        """What the error adds to its API's shape, as LiteLLM's `provider_specific_fields`; None if nothing."""
+        return {"groups": [{"group": group, "why": why} for group, why in self.groups]} if self.groups else None
+
     def body(self, api: Api) -> bytes:
+        extra = {"provider_specific_fields": self.extra_fields} if self.groups else {}
         if api is Api.ANTHROPIC:
-            return json.dumps({"type": "error", "error": {"type": self.type, "message": self.message}}).encode()
-        error = {"message": self.message, "type": self.type, "param": self.param, "code": str(self.status)}
+            return json.dumps({"type": "error", "error": {"type": self.type, "message": self.message, **extra}}).encode()
+        error = {"message": self.message, "type": self.type, "param": self.param, "code": str(self.status), **extra}
         return json.dumps({"error": error}).encode()
 
     def headers(self) -> list[tuple[bytes, bytes]]:

@@ -113,9 +113,15 @@ class RouterHooks(CustomLogger):
             why = available(group) or gw.router.misfit(group, data, shape)
             if why is None:
                 return
-            reasons.append(f"{group}: {why}")
-        message = redact(f"No backend can serve this request here. {'; '.join(reasons)}", gw.secrets())
-        raise ApiError(503, message, kind="backend_unavailable", retryable=False)
+            reasons.append((group, why))
+        # What the request asks for, if no group available here can do it, is the client's to change: a 400.
+        refused = gw.router.refusal(data, shape, available)
+        if refused is not None:
+            raise refused
+        chain = {group for group, _ in reasons}
+        reasons += [(s.group, s.why) for s in decision.skipped if s.group not in chain and s.why != FORBIDDEN]  # routing's, for auto
+        message = redact(f"No backend can serve this request here. {'; '.join(f'{g}: {why}' for g, why in reasons)}", gw.secrets())
+        raise ApiError(503, message, kind="backend_unavailable", retryable=False, groups=tuple(reasons))
 
     # ---- every attempt ---------------------------------------------------------------------
 
@@ -249,12 +255,17 @@ class RouterHooks(CustomLogger):
         self, data: dict, user_api_key_dict: Any, response: Any, request_headers: dict | None = None, litellm_call_info: dict | None = None
     ) -> dict[str, str] | None:
         record = self._gateway.requests.record(_request_id(data))
-        headers = {}
-        if record.decision is not None:
-            headers = {"x-llm-router-model": _header_value(record.decision.model), "x-llm-router-reason": record.decision.reason}
+        headers = routing_headers(record.decision)
         if record.output_budget is not None:
             headers[OUTPUT_BUDGET_HEADER] = str(record.output_budget.granted)
         return headers or None
+
+
+def routing_headers(decision: Decision | None) -> dict[str, str]:
+    """x-llm-router-model and x-llm-router-reason: where routing sent a request, and why; none before its decision."""
+    if decision is None:
+        return {}
+    return {"x-llm-router-model": _header_value(decision.model), "x-llm-router-reason": decision.reason}
 
 
 def _litellm_key(kwargs: dict) -> UserAPIKeyAuth | None:
@@ -312,8 +323,9 @@ def _failure(attempts: list[Attempt], secrets: list[str]) -> ApiError:
 
 def _raised(error: ApiError) -> ProxyException:
     """Our error as a hook raises it: LiteLLM passes a ProxyException to the client as it is, on every
-    API, with its status, `type` and headers."""
-    return ProxyException(message=error.message, type=error.type, param=error.param, code=error.status, headers=_headers(error))
+    API, with its status, `type`, headers and `provider_specific_fields`."""
+    return ProxyException(message=error.message, type=error.type, param=error.param, code=error.status, headers=_headers(error),
+                          provider_specific_fields=error.extra_fields)
 
 
 class _Returned(HTTPException):

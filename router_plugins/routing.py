@@ -31,9 +31,11 @@ Reason = Literal["explicit", "vision", "context", "complex", "default", "affinit
 _TIER_OF: dict[str, Tier] = {"vision": "vision", "context": "complex", "complex": "complex", "default": "default"}
 
 CANNOT_CALL_TOOLS = "can't call tools"
+CANNOT_SEE_IMAGES = "can't see images"
 CANNOT_FETCH_MEDIA = "would fetch a media URL from this machine"
-_REQUEST_CAUSED = frozenset({CANNOT_CALL_TOOLS, CANNOT_FETCH_MEDIA})
+_REQUEST_CAUSED = frozenset({CANNOT_CALL_TOOLS, CANNOT_SEE_IMAGES, CANNOT_FETCH_MEDIA})
 """Reasons a group can't take a request that lie in the request, not in the backend."""
+_ASKS = {CANNOT_CALL_TOOLS: "offers tools", CANNOT_SEE_IMAGES: "has images", CANNOT_FETCH_MEDIA: "gives images or files by URL"}
 
 Availability = Callable[[str], str | None]
 """Returns None when a model group can serve here, else why not."""
@@ -125,11 +127,12 @@ class ContentRouter:
             group = self._config.resolve(str(requested))
             misfit = self.misfit(group, body, shape)
             if misfit == CANNOT_CALL_TOOLS:
-                raise ApiError(400, f"Model '{requested}' can't call tools; drop `tools` or use a model that can "
-                                    f"({', '.join(g for g in self._config.groups if self._capabilities[g].tools) or 'none configured'}).", "tools")
+                raise self._refused(f"Model '{requested}' can't call tools; drop `tools` or name a model group that can.",
+                                    read(body, shape), availability, "tools")
             if misfit == CANNOT_FETCH_MEDIA:
-                raise ApiError(400, f"Model '{requested}' runs on this machine, which doesn't fetch images or files by URL; send "
-                                    "them inline as base64 data URLs (or set fetch_media_urls: true in its launch spec).", "messages")
+                raise self._refused(f"Model '{requested}' runs on this machine, which doesn't fetch images or files by URL; send "
+                                    "them inline as base64 data URLs (or set fetch_media_urls: true in its launch spec).",
+                                    read(body, shape), availability, "messages")
             return RoutingDecision(group, "explicit", None, self._config.fallback_chain(group))
         if self._rules is None:
             raise ApiError(400, f"Content routing isn't configured, so '{requested or ''}' names no model: add a `routing:` "
@@ -147,7 +150,7 @@ class ContentRouter:
             remembered = tiers.recall(key.digest) if key else None
             if remembered is not None and higher(tier, remembered) != tier:
                 reason, tier = "affinity", remembered
-        group, skipped = self._pick(tier, self._for_request(conversation, availability))
+        group, skipped = self._pick(tier, conversation, availability)
         return RoutingDecision(group, reason, signals, self._config.fallback_chain(group), skipped, tier, key, remembered)
 
     def output_budget(self, group: str, body: dict[str, Any]) -> OutputBudget | None:
@@ -189,24 +192,65 @@ class ContentRouter:
 
         return available
 
-    def _pick(self, tier: Tier, availability: Availability) -> tuple[str, tuple[SkippedGroup, ...]]:
+    def refusal(self, body: dict[str, Any], shape: Shape, availability: Availability) -> ApiError | None:
+        """The 400 for a request that asks for what no model group available here can do (tools, images,
+        media by URL), naming every group and why; None if an available group can do it, or if no group
+        is available at all (then the deployment's state stands in the way, not the request: a 503)."""
+        conversation = read(body, shape)
+        return self._cannot_serve(conversation, availability) if self._asks_too_much(conversation, availability) else None
+
+    def _pick(self, tier: Tier, conversation: Conversation, availability: Availability) -> tuple[str, tuple[SkippedGroup, ...]]:
         skipped = []
+        for_request = self._for_request(conversation, availability)
         for group in self._preferences(tier):
-            why = availability(group)
+            why = for_request(group)
             if why is None:
                 return group, tuple(skipped)
             skipped.append(SkippedGroup(group, why))
         if all(s.why == FORBIDDEN for s in skipped):
             raise ApiError(403, "This key may not use any model group that can serve this request.")
-        if all(s.why == FORBIDDEN or s.why in _REQUEST_CAUSED for s in skipped):
-            if any(s.why == CANNOT_CALL_TOOLS for s in skipped):
-                raise ApiError(400, "This request offers tools, and no model group this key may use can call them.", "tools")
-            raise ApiError(400, "This request gives images or files by URL, and every model group this key may use runs on this "
-                                "machine, which doesn't fetch them; send them inline as base64 data URLs.", "messages")
+        first = next((s.group for s in skipped if s.why != FORBIDDEN and s.why not in _REQUEST_CAUSED), None)
+        if first is None or self._asks_too_much(conversation, availability):
+            # What the request asks for stands in the way (a group that could, if any, is not one auto routes to).
+            raise self._cannot_serve(conversation, availability)
         # Nothing can serve: send it to the first allowed preference so the client gets that
         # backend's clear error (and its fallbacks are still tried) rather than a guess.
-        first = next(s.group for s in skipped if s.why != FORBIDDEN and s.why not in _REQUEST_CAUSED)
         return first, tuple(skipped)
+
+    def _needs(self, conversation: Conversation) -> list[str]:
+        """What the request asks of a model group beyond text, each as the reason a group that can't gives."""
+        return [why for why, asked in ((CANNOT_CALL_TOOLS, conversation.wants_tools), (CANNOT_SEE_IMAGES, conversation.images > 0),
+                                       (CANNOT_FETCH_MEDIA, conversation.remote_media)) if asked]
+
+    def _unable(self, group: str, conversation: Conversation) -> str | None:
+        """Why `group` can't take this request for a reason in the request itself; None if it can."""
+        caps = self._capabilities[group]
+        able = {CANNOT_CALL_TOOLS: caps.tools, CANNOT_SEE_IMAGES: caps.vision, CANNOT_FETCH_MEDIA: caps.media_urls}
+        return next((why for why in self._needs(conversation) if not able[why]), None)
+
+    def _asks_too_much(self, conversation: Conversation, availability: Availability) -> bool:
+        """Some group the caller may use is available here, and none of those can do what the request asks."""
+        if not self._needs(conversation):
+            return False
+        available = [group for group in self._config.groups if availability(group) is None]
+        return bool(available) and all(self._unable(group, conversation) for group in available)
+
+    def _cannot_serve(self, conversation: Conversation, availability: Availability) -> ApiError:
+        needs = self._needs(conversation)
+        limited = any(availability(group) == FORBIDDEN for group in self._config.groups)
+        # Where a group could, it is one auto doesn't route to (none of routing's lists names it): name it.
+        where = "that is available here" if self._asks_too_much(conversation, availability) else "that auto routes to"
+        media = " Send images and files inline as base64 data URLs." if CANNOT_FETCH_MEDIA in needs else ""
+        return self._refused(f"No model group {'this key may use ' if limited else ''}{where} can serve this request, which "
+                             f"{' and '.join(_ASKS[why] for why in needs)}.{media}", conversation, availability)
+
+    def _refused(self, lead: str, conversation: Conversation, availability: Availability, param: str | None = None) -> ApiError:
+        """A 400 that names every group the caller may use and why it can't take this request (None where it could)."""
+        groups = tuple((group, self._unable(group, conversation) or unavailable) for group in self._config.groups
+                       if (unavailable := availability(group)) != FORBIDDEN)
+        named = "; ".join(f"{group}: {why or 'can serve it'}" for group, why in groups)
+        return ApiError(400, f"{lead} Every model group: {named}.", param or ("tools" if conversation.wants_tools else "messages"),
+                        groups=groups)
 
     def _preferences(self, tier: Tier) -> tuple[str, ...]:
         """The tier's own groups first, then the other text groups (vision-capable ones for images)."""

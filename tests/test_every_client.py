@@ -365,7 +365,7 @@ def test_an_explicit_model_that_cannot_call_tools_gets_one_clear_400(setup, api)
 @pytest.mark.parametrize("api", APIS)
 def test_auto_with_tools_is_a_400_when_no_group_the_key_may_use_can_call_them(setup, api):
     gw, _ = setup
-    with pytest.raises(REFUSED[api], match="no model group this key may use can call them"):
+    with pytest.raises(REFUSED[api], match="No model group this key may use that is available here can serve this request, which offers tools"):
         APIS[api](gw, "auto", "weather?", tools=TOOLS[api], key=NO_TOOLS_KEY)
 
 

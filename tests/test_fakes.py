@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ import psutil
 import pytest
 
 from tests.fakes.cloud import FakeCloud
+from tests.support.gateway import free_port
 
 MODEL_SERVER = Path(__file__).parent / "fakes" / "model_server.py"
 USER_MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]
@@ -227,12 +227,6 @@ def test_stop_does_not_hang_on_a_hung_request() -> None:
 # ---------------------------------------------------------------------- model_server
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 Spawn = Callable[..., tuple[subprocess.Popen[str], str]]
 
 
@@ -371,3 +365,43 @@ def test_model_server_answers_50_concurrent_slow_requests_in_parallel(spawn: Spa
 
     assert statuses == [200] * 50
     assert elapsed < 2  # serially it would take 25 s
+
+
+# ---------------------------------------------------------------------- the harness (tests/support/gateway.py)
+
+
+def test_free_port_never_hands_out_a_port_twice() -> None:
+    """The kernel's port 0 gives a port back within a few draws; two xdist workers' gateways then raced for one
+    port, and the loser's test talked to the winner until it stopped (the load flake of issue 26)."""
+    ports = [free_port() for _ in range(300)]  # the kernel's own draws repeat in 300 nearly always (41 of 50 times in 200)
+    assert len(set(ports)) == len(ports)
+
+
+def test_a_gateway_is_ready_only_when_it_is_its_own_process_that_answers_on_its_port(tmp_path: Path, cloud: FakeCloud) -> None:
+    """Another process answering on the port (here an impostor that answers anything 200) is never taken for the gateway."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.support.configs import core_config
+    from tests.support.gateway import Gateway
+
+    class Impostor(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    gateway = Gateway(core_config(tmp_path, cloud.url))
+    impostor = ThreadingHTTPServer(("127.0.0.1", gateway.port), Impostor)
+    threading.Thread(target=impostor.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(RuntimeError, match="gateway exited"):
+            gateway.start()
+        assert f"error while attempting to bind on address ('127.0.0.1', {gateway.port}): address already in use" in gateway.log_text()
+    finally:
+        impostor.shutdown()
+        impostor.server_close()
+        gateway.stop()

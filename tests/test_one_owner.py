@@ -22,6 +22,7 @@ import httpx
 import psutil
 import pytest
 
+from router_config.gateway_config import load_config
 from tests.support.configs import core_config, set_spec
 from tests.support.gateway import FAKE_MODEL_SERVER, Gateway
 from tests.support.processes import count_spawned
@@ -180,22 +181,50 @@ def test_a_ready_server_killed_from_outside_is_noticed_and_the_next_request_is_a
         assert _state(gw, "local-text")["state"] == "ready" and _pid(gw, "local-text") != pid
 
 
-def test_a_server_adopted_from_a_gateway_that_then_stops_it_is_noticed_and_started_again(tmp_path, cloud):
+def test_a_second_state_folder_with_the_same_launch_spec_never_touches_the_first_ones_server(tmp_path, cloud):
+    """Two configs in two folders, so two state folders, with one launch spec and so one port (issue 26): the
+    second gateway's owner refuses the first one's server with one line, and sends it nothing."""
     (tmp_path / "a").mkdir()
     config = core_config(tmp_path / "a", cloud.url)
-    # A second gateway with its own state folder and the same launch specs, so the same ports.
+    set_spec(config, "local-text", flags=("--record-requests", str(tmp_path / "local-text.requests.jsonl")))
     shutil.copytree(tmp_path / "a", tmp_path / "b", ignore=shutil.ignore_patterns("run", "logs", "*.out"))
     other_config = tmp_path / "b" / "litellm_config.yaml"
-    with Gateway(config) as spawner, Gateway(other_config, {"ANTHROPIC_API_KEY": ANTHROPIC}) as adopter:
-        assert _ask(spawner, "local-text").status_code == 200
-        assert _ask(adopter, "local-text").headers["x-litellm-model-group"] == "local-text"  # adopted, not started twice
-        assert _running("local-text") == 1
-        assert _cli(config, "stop", "local-text").returncode == 0
-        wait_until(lambda: _state(adopter, "local-text")["state"] != "ready", 5, "the adopter to notice")
-        assert _state(adopter, "local-text")["healthy"] is False
-        again = _ask(adopter, "local-text")
-        assert again.status_code == 200 and again.headers["x-litellm-model-group"] == "local-text"
-        assert _running("local-text") == 1
+    port = load_config(config).local_specs()["local-text"].port
+    with Gateway(config) as first, Gateway(other_config) as second:
+        assert _ask(first, "local-text").status_code == 200
+        pid = _pid(first, "local-text")
+        refused = _ask(second, "local-text", "from the second gateway")
+        assert refused.status_code == 503, refused.text  # its fallback, claude-sonnet, has no key here
+        line = (f"port {port} is served by a server another llm-router started for state folder {tmp_path / 'a' / 'run'}; "
+                "it is not adopted. Fix: give local-text.yaml a port of its own")
+        assert line in refused.json()["error"]["message"]
+        assert line in _state(second, "local-text")["detail"]
+        assert _state(first, "local-text")["state"] == "ready"
+        second.stop()
+        assert line in (tmp_path / "b" / "logs" / "router.log").read_text()
+        assert _pid(first, "local-text") == pid and _ask(first, "local-text").status_code == 200
+    received = [json.loads(line)["body"] for line in (tmp_path / "local-text.requests.jsonl").read_text().splitlines()]
+    assert len(received) == 2 and not [b for b in received if "from the second gateway" in json.dumps(b)]
+
+
+def test_a_server_started_by_hand_is_adopted_and_when_it_stops_the_gateway_starts_its_own(tmp_path, cloud):
+    config = core_config(tmp_path, cloud.url)
+    port = load_config(config).local_specs()["local-text"].port
+    by_hand = subprocess.Popen([sys.executable, str(FAKE_MODEL_SERVER), "--port", str(port), "--served-model-name", "fake-text"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        with Gateway(config, {"ANTHROPIC_API_KEY": ANTHROPIC}) as gw:
+            wait_until(lambda: _ask(gw, "local-text").headers.get("x-litellm-model-group") == "local-text", 30, "the adopted server to answer")
+            assert _running("local-text") == 1  # adopted, not started twice
+            by_hand.terminate()
+            by_hand.wait(10)
+            wait_until(lambda: _state(gw, "local-text")["state"] != "ready", 5, "the gateway to notice")
+            again = _ask(gw, "local-text")
+            assert again.status_code == 200 and again.headers["x-litellm-model-group"] == "local-text"
+            assert _running("local-text") == 1
+    finally:
+        by_hand.kill()
+        by_hand.wait(10)
 
 
 def test_a_second_gateway_takes_over_when_the_owner_dies(tmp_path, cloud):

@@ -160,9 +160,87 @@ def test_tools_with_no_group_the_key_may_use_that_can_call_them_are_a_400(gatewa
     key = TeamKey(name="k", team="t", sha256="0" * 64, models=("local-text", "local-vision"))
     body = {"model": "auto", "messages": [{"role": "user", "content": "weather?"}],
             "tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]}
-    with pytest.raises(ApiError, match="no model group this key may use can call them") as refused:
+    with pytest.raises(ApiError, match="No model group this key may use that is available here can serve this request, which offers tools") as refused:
         gateway.router.decide(body, Shape.CHAT, gateway.availability_for(Caller(Role.TEAM, key)))
     assert refused.value.status == 400
+    assert refused.value.groups == (("local-text", "can't call tools"), ("local-vision", "can't call tools"))  # never a group the key can't see
+
+
+TOOLS = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
+
+
+def _with_tools(model: str = "auto") -> dict:
+    return {"model": model, "messages": [{"role": "user", "content": "weather?"}], "tools": TOOLS}
+
+
+def test_tools_with_no_available_group_that_can_call_them_are_a_400_naming_every_group(gateway, monkeypatch):
+    """The keyless machine of issue 26: the local models are available but can't call tools; the cloud ones could."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with pytest.raises(ApiError) as refused:
+        gateway.router.decide(_with_tools(), Shape.CHAT, gateway.availability_for(MASTER))
+    error = refused.value
+    assert (error.status, error.param) == (400, "tools")
+    groups = dict(error.groups)
+    assert set(groups) == set(gateway.config.groups)
+    assert groups["local-text"] == groups["local-vision"] == "can't call tools"
+    assert groups["gpt-4o"] == "OPENAI_API_KEY is not set" and groups["claude-sonnet"] == "ANTHROPIC_API_KEY is not set"
+    assert error.message.startswith("No model group that is available here can serve this request, which offers tools.")
+    assert all(f"{group}: {why}" in error.message for group, why in error.groups)
+
+
+def test_an_explicit_model_whose_chain_cannot_serve_tools_gets_the_same_400(gateway, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    monkeypatch.delenv("OPENAI_API_KEY")
+    refused = gateway.router.refusal(_with_tools("gpt-4o"), Shape.CHAT, gateway.availability_for(MASTER))
+    assert refused is not None and refused.status == 400 and dict(refused.groups)["gpt-4o"] == "OPENAI_API_KEY is not set"
+
+
+def test_a_missing_key_for_a_request_another_group_could_serve_is_no_refusal(gateway, monkeypatch):
+    """gpt-4o can call tools here: claude-sonnet's missing key is the deployment's state (a 503), not the request's fault."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    assert gateway.router.refusal(_with_tools("claude-sonnet"), Shape.CHAT, gateway.availability_for(MASTER)) is None
+
+
+def test_tools_where_no_group_at_all_is_available_are_no_refusal(gateway, monkeypatch):
+    """Nothing here can serve anything: the deployment's state (its one 503), whatever the request asks."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    monkeypatch.delenv("OPENAI_API_KEY")
+    unavailable = {group: "needs a GPU" for group in gateway.config.groups}
+    assert gateway.router.refusal(_with_tools(), Shape.CHAT, unavailable.get) is None
+    assert gateway.router.decide(_with_tools(), Shape.CHAT, unavailable.get).model == "local-text"  # its chain's 503 follows
+
+
+def test_an_image_with_no_available_group_that_can_see_is_a_400_naming_every_group(tmp_path, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    config = core_config(tmp_path, "http://127.0.0.1:9")
+    set_spec(config, "local-vision", auto_start="false")
+    gw = Gateway(load_config(config))
+    with pytest.raises(ApiError) as refused:
+        _decide(gw, _image(10))
+    groups = dict(refused.value.groups)
+    assert refused.value.status == 400 and "which has images" in refused.value.message
+    assert groups["local-text"] == "can't see images"
+    assert groups["local-vision"] == "auto_start is false and the server is not running"
+    assert groups["gpt-4o"] == "OPENAI_API_KEY is not set"
+
+
+def test_tools_that_only_a_group_auto_does_not_route_to_can_call_are_a_400_that_names_it(gateway):
+    key = TeamKey(name="k", team="t", sha256="0" * 64, models=("local-text", "gpt-4o"))  # gpt-4o is in none of routing's lists
+    with pytest.raises(ApiError) as refused:
+        gateway.router.decide(_with_tools(), Shape.CHAT, gateway.availability_for(Caller(Role.TEAM, key)))
+    assert refused.value.status == 400 and "No model group this key may use that auto routes to can serve" in refused.value.message
+    assert refused.value.groups == (("gpt-4o", None), ("local-text", "can't call tools"))
+
+
+def test_an_explicit_model_that_cannot_call_tools_names_every_group_and_those_that_can(gateway):
+    with pytest.raises(ApiError) as refused:
+        gateway.router.decide(_with_tools("local-text"), Shape.CHAT, gateway.availability_for(MASTER))
+    assert refused.value.status == 400 and "Model 'local-text' can't call tools" in refused.value.message
+    groups = dict(refused.value.groups)
+    assert groups["local-text"] == "can't call tools" and groups["gpt-4o"] is None  # None: it can serve this request
+    assert "gpt-4o: can serve it" in refused.value.message
 
 
 # ---- what each API's shapes give routing (router_plugins/conversation.read) ---------------

@@ -47,10 +47,13 @@ def test_two_thousand_requests_with_a_flapping_backend_lose_nothing(flapping_gat
     finally:
         stop.set()
         flapper.join(10)
-    print(f"\nload with gpt-4o flapping: {report.summary()}")
+    assert gw.proc is not None
+    gateway = "running" if gw.proc.poll() is None else f"exited with {gw.proc.returncode}"
+    print(f"\nload with gpt-4o flapping: {report.summary()}; the gateway {gateway}")
+    assert gateway == "running", gw.log_text()[-3000:]
     assert report.sent == 2000
-    assert report.hung == 0
-    assert report.truncated_as_success == 0
-    assert report.unclear_failures == 0
-    assert report.complete + report.clear_errors == 2000
-    assert report.complete == 2000  # gpt-4o's down phases are served by its fallback
+    assert report.hung == 0, report.summary()
+    assert report.truncated_as_success == 0, report.summary()
+    assert report.unclear_failures == 0, report.summary()
+    assert report.complete + report.clear_errors == 2000, report.summary()
+    assert report.complete == 2000, report.summary()  # gpt-4o's down phases are served by its fallback

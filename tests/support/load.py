@@ -22,12 +22,15 @@ class LoadReport:
     unclear_failures: int = 0
     streams: int = 0
     by_status: Counter = field(default_factory=Counter)
+    failures: Counter = field(default_factory=Counter)
+    """How each request that got no complete answer ended: its HTTP status, or the exception the client
+    raised (its type and message) when it got none, e.g. the connection failed."""
     seconds: float = 0.0
 
     def summary(self) -> str:
         return (f"sent={self.sent} (streams={self.streams}) complete={self.complete} clear_errors={self.clear_errors} "
                 f"hung={self.hung} truncated_as_success={self.truncated_as_success} unclear={self.unclear_failures} "
-                f"statuses={dict(self.by_status)} in {self.seconds:.1f}s")
+                f"statuses={dict(self.by_status)} failures={dict(self.failures)} in {self.seconds:.1f}s")
 
 
 async def _one(client: httpx.AsyncClient, url: str, model: str, stream: bool, report: LoadReport, timeout: float) -> None:
@@ -42,8 +45,10 @@ async def _one(client: httpx.AsyncClient, url: str, model: str, stream: bool, re
                     report.complete += 1
                 elif response.status_code >= 400 and data.get("error", {}).get("message"):
                     report.clear_errors += 1
+                    report.failures[f"HTTP {response.status_code}"] += 1
                 else:
                     report.unclear_failures += 1
+                    report.failures[f"HTTP {response.status_code}, unclear"] += 1
                 return
             async with client.stream("POST", url, json=body) as response:
                 report.by_status[response.status_code] += 1
@@ -51,6 +56,7 @@ async def _one(client: httpx.AsyncClient, url: str, model: str, stream: bool, re
                     data = json.loads(await response.aread())
                     report.clear_errors += bool(data.get("error", {}).get("message"))
                     report.unclear_failures += not data.get("error", {}).get("message")
+                    report.failures[f"HTTP {response.status_code}"] += 1
                     return
                 text, done, error = "", False, False
                 async for line in response.aiter_lines():
@@ -65,12 +71,16 @@ async def _one(client: httpx.AsyncClient, url: str, model: str, stream: bool, re
                     report.complete += 1
                 elif done and not error:
                     report.truncated_as_success += 1
+                    report.failures["stream truncated, reported as complete"] += 1
                 else:
                     report.clear_errors += 1
+                    report.failures["stream ended with an error event" if error else "stream ended without [DONE]"] += 1
     except TimeoutError:
         report.hung += 1
-    except (httpx.HTTPError, ValueError, KeyError, IndexError):
+        report.failures["hung"] += 1
+    except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
         report.clear_errors += 1  # the connection was closed on the client: it knows it failed
+        report.failures[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
 
 
 async def run_load(base_url: str, models: list[str], total: int, concurrency: int, stream_every: int = 3,
