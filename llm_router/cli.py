@@ -245,6 +245,12 @@ def _stop_owner_on_exit_signals(owner) -> None:  # type: ignore[no-untyped-def]
         owner.stop()
         signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)
+        # Still alive: this is a container's PID 1, whose signals' default actions the kernel ignores.
+        # The shutdown is done; exit now, as the signal would have, rather than through the interpreter's
+        # teardown, whose garbage collection of LiteLLM's objects can outlast the runtime's stop timeout.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop_then_die)
