@@ -363,8 +363,8 @@ class Stack:
     def container(self, service: str) -> str:
         return f"{self.project}_{service}_1"  # podman-compose 1.0.3's names
 
-    def compose(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.podman.compose(self.folder, self.project, *args, env=self.env)
+    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.podman.compose(self.folder, self.project, *args, env=self.env, check=check)
 
     def add_key(self, name: str, *args: str) -> str:
         return self.podman("exec", self.container("gateway-1"), "llm-router", "keys", "add", name, "--team", "t", *args).stdout.strip()

@@ -62,8 +62,9 @@ class Podman:
 
     def build(self, context: Path, tag: str, timeout: float = 900) -> None:
         """Build the Containerfile in `context` as a builder behind this machine's proxy would (README).
-        No intermediate image is kept (--layers=false), so removing `tag` removes everything the build made."""
-        self("build", "--layers=false", "--format", "docker", "--pull=never", "--isolation", "chroot", "--network", "host",
+        Its stages build at once where they can (--jobs 2); no intermediate image is kept (--layers=false), so
+        removing `tag` removes everything the build made."""
+        self("build", "--layers=false", "--jobs", "2", "--format", "docker", "--pull=never", "--isolation", "chroot", "--network", "host",
              "-v", f"{_HOST_CA_BUNDLE}:{_BUILD_CA}:ro", "--quiet", "-t", tag, str(context), timeout=timeout)
 
     @contextmanager
