@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -229,14 +229,15 @@ class RunningGateway:
 def _wait_answering(podman: Podman, container: str, url: str) -> None:
     """Until the gateway in `container` answers; a container that exits meanwhile fails at once, with its log."""
     looked = [0.0]
+    http = httpx.Client(timeout=2)  # one client: each new one loads the CA bundle, a CPU the gateway needs
 
     def answering() -> bool:
         try:
-            if httpx.get(f"{url}/health/liveliness", timeout=2).status_code == 200:
+            if http.get(f"{url}/health/liveliness").status_code == 200:
                 return True
         except httpx.HTTPError:
             pass
-        # Asking podman costs a process and a fraction of a CPU second, which the starting gateway needs.
+        # Asking podman costs a process and a fraction of a CPU second, which the starting gateway needs too.
         if time.monotonic() - looked[0] >= 2:
             looked[0] = time.monotonic()
             state = podman("inspect", "--format", "{{.State.Status}}", container).stdout.strip()
@@ -244,7 +245,8 @@ def _wait_answering(podman: Podman, container: str, url: str) -> None:
                 raise AssertionError(f"{container} is {state}:\n{podman('logs', container, check=False).stderr[-3000:]}")
         return False
 
-    wait_until(answering, START_TIMEOUT_S, f"{container} to answer")
+    with http:
+        wait_until(answering, START_TIMEOUT_S, f"{container} to answer")
 
 
 def _chat(url: str, key: str, model: str) -> httpx.Response:
@@ -364,6 +366,8 @@ class Stack:
     project: str
     env: dict[str, str]
     ports: tuple[int, int]
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
+    """For what is asked again and again: a new client each time costs a CPU the gateways need."""
 
     def url(self, replica: int) -> str:
         return f"http://127.0.0.1:{self.ports[replica - 1]}"
@@ -378,7 +382,10 @@ class Stack:
         return self.podman("exec", self.container("gateway-1"), "llm-router", "keys", "add", name, "--team", "t", *args).stdout.strip()
 
     def health(self, replica: int) -> dict:
-        return httpx.get(f"{self.url(replica)}/v1/health", headers={"authorization": f"Bearer {MASTER}"}, timeout=30).json()
+        return self.http.get(f"{self.url(replica)}/v1/health", headers={"authorization": f"Bearer {MASTER}"}).json()
+
+    def knows(self, replica: int, key: str) -> bool:
+        return self.http.get(f"{self.url(replica)}/v1/models", headers={"authorization": f"Bearer {key}"}).status_code == 200
 
     def labelled(self, kind: str) -> set[str]:
         """The project's containers, networks or volumes that exist now."""
@@ -416,6 +423,7 @@ def stack(podman, image, redis_image, cloud, tmp_path_factory) -> Iterator[Stack
             podman("network", "rm", "-f", leftover, check=False)
         for leftover in s.labelled("volume"):
             podman("volume", "rm", "-f", leftover, check=False)
+        s.http.close()
 
 
 @pytest.mark.slow
@@ -430,8 +438,7 @@ def test_both_replicas_answer_a_team_key_with_auto_and_an_explicit_name(stack):
 @pytest.mark.slow
 def test_a_team_keys_rpm_is_counted_once_across_both_replicas(stack):
     key = stack.add_key("counted", "--rpm", "4")
-    wait_until(lambda: httpx.get(f"{stack.url(2)}/v1/models", headers={"authorization": f"Bearer {key}"}, timeout=10).status_code == 200,
-               10, "replica 2 to know the new key")
+    wait_until(lambda: stack.knows(2, key), 10, "replica 2 to know the new key")
     statuses = [_chat(stack.url(1 + i % 2), key, "gpt-4o").status_code for i in range(8)]
     assert Counter(statuses) == {200: 4, 429: 4}, statuses
 
