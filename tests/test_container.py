@@ -59,8 +59,8 @@ def _stages(path: Path) -> list[str]:
 
 
 def _as_mounted(service: dict, into: Path) -> Path:
-    """The service's bind mounts from the repository, copied to where the container sees them (under `into`);
-    the path of the config it reads there."""
+    """The service's bind mounts from the repository, placed under `into` where the container sees them (files
+    copied, folders linked); the path of the config it reads there."""
     for volume in service["volumes"]:
         source, target = volume.split(":")[:2]
         if source.startswith("./"):
@@ -242,7 +242,8 @@ def _wait_answering(podman: Podman, container: str, url: str) -> None:
             looked[0] = time.monotonic()
             state = podman("inspect", "--format", "{{.State.Status}}", container).stdout.strip()
             if state != "running":
-                raise AssertionError(f"{container} is {state}:\n{podman('logs', container, check=False).stderr[-3000:]}")
+                logs = podman("logs", container, check=False)
+                raise AssertionError(f"{container} is {state}:\n{logs.stdout[-3000:]}\n{logs.stderr[-1000:]}")
         return False
 
     with http:
