@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from router_config import environment
-from router_config.gateway_config import ConfigError, GatewayConfig, default_config_path, load_config
+from router_config.gateway_config import ConfigError, GatewayConfig, GatewaySettings, default_config_path, load_config
 from router_config.litellm_settings import LITELLM_CONFIG_NAME, write_litellm_config
 
 if TYPE_CHECKING:
@@ -56,8 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = with_config(sub.add_parser("serve", help="run the gateway (the default command)"))
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=_default_workers(),
-                       help="worker processes (default: 2 where there are 2+ CPUs; see the README's Performance section)")
+    # A string default goes through `type` too: a bad LLM_ROUTER_WORKERS is refused like a bad flag.
+    serve.add_argument("--workers", type=int, default=os.environ.get(environment.WORKERS_ENV) or _default_workers(),
+                       help=f"worker processes (default: ${environment.WORKERS_ENV}, else 2 where there are 2+ CPUs; "
+                            "see the README's Performance section)")
     with_config(sub.add_parser("check", help="validate the configuration without starting anything"))
 
     keys = sub.add_parser("keys", help="manage team keys").add_subparsers(dest="keys_command", required=True)
@@ -131,8 +133,9 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     master = os.environ.get(environment.MASTER_KEY_ENV)
     if not master and not _is_loopback(args.host):
-        print(f"llm-router: refusing to bind {args.host} without a master key. Set {environment.MASTER_KEY_ENV}, "
-              "or bind 127.0.0.1.", file=sys.stderr)
+        print(f"llm-router: refusing to bind {args.host} without a master key. Set {environment.MASTER_KEY_ENV} "
+              f"(or {environment.MASTER_KEY_ENV}{environment.SECRET_FILE_SUFFIX}, a file holding it), or bind 127.0.0.1.",
+              file=sys.stderr)
         return EXIT_CONFIG_ERROR
     if args.workers < 1:
         print("llm-router: --workers must be at least 1", file=sys.stderr)
@@ -168,7 +171,8 @@ def _run_gateway(config: GatewayConfig, args: argparse.Namespace, has_master_key
     owner.start()
     _stop_owner_on_exit_signals(owner)
     print(f"llm-router: serving on http://{args.host}:{args.port}/v1 (config {config.path})", file=sys.stderr)
-    served = uvicorn.Config("llm_router.app:app", host=args.host, port=args.port, workers=args.workers, **serving_options())
+    served = uvicorn.Config("llm_router.app:app", host=args.host, port=args.port, workers=args.workers,
+                            **serving_options(config.settings.shutdown_grace_s))
     try:
         return _run_workers(served, owner)
     finally:
@@ -220,7 +224,7 @@ def _needs_gateway_restart(old: GatewayConfig, new: GatewayConfig) -> list[str]:
     after = {d.id: entry for d, entry in zip(new.deployments, new.raw.get("model_list") or [])}
     changed = [f"model_list: {i} {'added' if i not in before else 'removed' if i not in after else 'changed'}"
                for i in sorted(set(before) | set(after)) if before.get(i) != after.get(i)]
-    moved = [f"llm_router.{name} changed" for name in ("state_dir", "log_dir", "keys_file", "redis", "metrics")
+    moved = [f"llm_router.{name} changed" for name in ("state_dir", "log_dir", "keys_file", "redis", "metrics", "shutdown_grace_s")
              if getattr(old.settings, name) != getattr(new.settings, name)]
     if old.settings.responses.enabled != new.settings.responses.enabled:
         moved.append(f"llm_router.responses turned {'on' if new.settings.responses.enabled else 'off'}")
@@ -293,13 +297,20 @@ def _stop_owner_on_exit_signals(owner) -> None:  # type: ignore[no-untyped-def]
         owner.stop()
         signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)
+        # Still alive: this is a container's PID 1, whose signals' default actions the kernel ignores.
+        # The shutdown is done; exit now, as the signal would have, rather than through the interpreter's
+        # teardown, whose garbage collection of LiteLLM's objects can outlast the runtime's stop timeout.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop_then_die)
 
 
-def serving_options() -> dict[str, object]:
-    """uvicorn's settings for the gateway (bench/ runs LiteLLM alone under the same ones)."""
+def serving_options(shutdown_grace_s: float = GatewaySettings().shutdown_grace_s) -> dict[str, object]:
+    """uvicorn's settings for the gateway (bench/ runs LiteLLM alone under the same ones); `shutdown_grace_s`
+    is llm_router.shutdown_grace_s."""
     return {
         # Tuned defaults (measured in bench/, see BENCHMARKS.md): the C HTTP parser and event
         # loop, and no per-request access-log line unless asked for (LLM_ROUTER_ACCESS_LOG=1);
@@ -312,7 +323,7 @@ def serving_options() -> dict[str, object]:
         # connection, so the client always closes first: with uvicorn's 5 s default, a request sent
         # as the gateway closes an idle connection meets a reset.
         "timeout_keep_alive": KEEP_ALIVE_S,
-        "timeout_graceful_shutdown": 30,
+        "timeout_graceful_shutdown": shutdown_grace_s,
     }
 
 

@@ -1,4 +1,4 @@
-"""Gateway logging: stderr and logs/router.log, with secrets masked on every record.
+"""Gateway logging: stdout (what `docker logs` shows) and logs/router.log, with secrets masked on every record.
 
 An operator reads one line per failed request. The door logs each request it answers with a 4xx
 or 5xx, its own refusals and LiteLLM's errors alike (llm_router/app.py): request id, key name,
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -30,7 +31,7 @@ _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def configure(log_dir: Path, secrets: Callable[[], Iterable[str]]) -> None:
-    """Send our loggers' and LiteLLM's and uvicorn's records to stderr and router.log, and nowhere else.
+    """Send our loggers' and LiteLLM's and uvicorn's records to stdout and router.log, and nowhere else.
 
     Called once by `serve` (before LiteLLM is imported) and once by each worker's app (after):
     the handlers are made once, and every call takes off whatever handlers others attached since
@@ -39,7 +40,7 @@ def configure(log_dir: Path, secrets: Callable[[], Iterable[str]]) -> None:
     if _handlers is None:
         log_dir.mkdir(parents=True, exist_ok=True)
         redacting = RedactingFilter(secrets)
-        _handlers = [logging.StreamHandler(), logging.FileHandler(log_dir / "router.log")]
+        _handlers = [logging.StreamHandler(sys.stdout), logging.FileHandler(log_dir / "router.log")]
         for handler in _handlers:
             handler.setFormatter(logging.Formatter(_FORMAT))
             handler.addFilter(_HeldUntilAnswered(handler))

@@ -7,8 +7,12 @@ import os
 MASTER_KEY_ENV = "LLM_ROUTER_MASTER_KEY"
 CONFIG_ENV = "LLM_ROUTER_CONFIG"
 """The admin's config file (default ./litellm_config.yaml); `serve` sets it for its workers."""
+SECRET_FILE_SUFFIX = "_FILE"
+"""LLM_ROUTER_MASTER_KEY_FILE=/run/secrets/master names a file holding LLM_ROUTER_MASTER_KEY, and so for every
+variable holding a secret (router_config/gateway_config.py reads them at load)."""
 WORKERS_ENV = "LLM_ROUTER_WORKERS"
-"""Set by `serve` for its workers: each enforces its share of a key's rpm limit."""
+"""`serve`'s default for --workers (a container's environment sets it); `serve` sets it for its workers,
+each of which enforces its share of a key's rpm limit."""
 
 
 ACCESS_LOG_ENV = "LLM_ROUTER_ACCESS_LOG"

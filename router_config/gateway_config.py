@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import zoneinfo
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from router_config.environment import CONFIG_ENV, MASTER_KEY_ENV
+from router_config.environment import CONFIG_ENV, MASTER_KEY_ENV, SECRET_FILE_SUFFIX
 from router_config.problems import ConfigError, ConfigProblem, from_validation_error, read_mapping
 from router_config.spec import LaunchSpec, load_spec
 
@@ -229,6 +230,9 @@ class GatewaySettings(_Strict):
     """GET /metrics in Prometheus' format: LiteLLM's `prometheus` callback and our own metrics."""
     metrics_public: bool = False
     """Serve /metrics without a key (to a scraper on a trusted network); by default it needs the master key."""
+    shutdown_grace_s: float = Field(30.0, ge=0)
+    """After SIGTERM, how long requests in flight may take to finish before they are cut off. Under a
+    container runtime, keep it below the runtime's stop timeout (10 s by default, compose's stop_grace_period)."""
     responses: ResponsesStore = ResponsesStore()
     """On by default: Responses clients chain turns by previous_response_id on every backend."""
     spend: SpendSettings = SpendSettings()
@@ -374,11 +378,7 @@ class GatewayConfig:
     def secrets(self) -> list[str]:
         """The secret values set in this environment (the master key, every deployment's API key), to keep
         out of logs and responses."""
-        names = {MASTER_KEY_ENV, "LITELLM_MASTER_KEY", *_PROVIDER_KEY_ENV.values()}
-        names |= {d.key_env for d in self.deployments if d.key_env}
-        redis = self.settings.redis
-        if redis is not None and redis.password_env:
-            names.add(redis.password_env)
+        names = {"LITELLM_MASTER_KEY", *_secret_names(self.deployments, self.settings)}
         return [v for v in (os.environ.get(n) for n in names) if v and len(v) >= 6]
 
     def resolve_path(self, relative: str) -> Path:
@@ -410,6 +410,7 @@ class _Loader:
         fallbacks = self._fallbacks(router_settings)
         routing = self._model(RoutingRules, "routing", self.raw["routing"]) if self.raw.get("routing") is not None else None
         settings = self._model(GatewaySettings, "llm_router", self.raw.get("llm_router") or {})
+        self._secrets_from_files(_secret_names(deployments, settings or GatewaySettings()))
         groups = {d.group for d in deployments}
         self._check_group_references(groups, aliases, fallbacks, routing)
         aliases = {**_served_names(deployments, groups), **aliases}
@@ -421,6 +422,32 @@ class _Loader:
             raise ConfigError(self.problems)
         assert settings is not None
         return GatewayConfig(self.path, tuple(deployments), aliases, fallbacks, routing, settings, self.raw)
+
+    def _secrets_from_files(self, names: Iterable[str]) -> None:
+        """The `_FILE` convention of official images: NAME_FILE names a file (a mounted secret) holding
+        NAME's value. It is read once, here, into NAME, and NAME_FILE is unset, so the workers and a
+        later reload see NAME alone; a new secret in the file needs a restart."""
+        for name in sorted(names):
+            file_var = f"{name}{SECRET_FILE_SUFFIX}"
+            path = os.environ.get(file_var)
+            if path is None:
+                continue
+            key = f"{file_var} (environment)"
+            if os.environ.get(name):
+                self.problem(key, f"is set, and so is {name}", f"set only one of them: {file_var} for a mounted secret file, or {name}")
+                continue
+            try:
+                value = Path(path).read_text().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else "not text"
+                self.problem(key, f"names {path}, which can't be read ({why})",
+                             f"mount the secret file there, readable by the gateway's user, or unset {file_var}")
+                continue
+            if not value:
+                self.problem(key, f"names {path}, which is empty", f"write {name}'s value into {path}")
+                continue
+            os.environ[name] = value
+            del os.environ[file_var]
 
     def _model(self, cls: type[BaseModel], key: str, value: Any) -> Any:
         try:
@@ -593,6 +620,16 @@ class _Loader:
             if spec.port in seen:
                 self.problem(f"{spec.name}.port", f"port {spec.port} is also used by {seen[spec.port]}", "give each launch spec its own port")
             seen[spec.port] = spec.name
+
+
+def _secret_names(deployments: Iterable[Deployment], settings: GatewaySettings) -> set[str]:
+    """The environment variables that hold secrets: the master key, providers' and deployments' API keys,
+    Redis's password."""
+    names = {MASTER_KEY_ENV, *_PROVIDER_KEY_ENV.values()}
+    names |= {d.key_env for d in deployments if d.key_env}
+    if settings.redis is not None and settings.redis.password_env:
+        names.add(settings.redis.password_env)
+    return names
 
 
 def _served_names(deployments: list[Deployment], groups: set[str]) -> dict[str, str]:
