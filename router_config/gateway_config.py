@@ -217,6 +217,36 @@ class SpendSettings(_Strict):
         return zoneinfo.ZoneInfo(self.time_zone)
 
 
+BudgetPeriod = Literal["day", "week", "month"]
+_LIMIT = re.compile(r"\$?\s*(\d+(?:\.\d+)?)\s*/\s*(day|week|month)\Z")
+
+
+class SpendLimit(_Strict):
+    """A budget: at most `usd` dollars per day, week (from Monday) or month, in llm_router.spend.time_zone.
+    Written `50/month` on the command line and in the keys file, or as {usd: 50, period: month}."""
+
+    usd: float = Field(gt=0)
+    period: BudgetPeriod
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        match = _LIMIT.match(value.strip().lower())
+        if match is None:
+            raise ValueError(f"'{value}' is not a budget; write dollars per period: 50/day, 200/week or 1000/month")
+        return {"usd": float(match.group(1)), "period": match.group(2)}
+
+    def __str__(self) -> str:
+        return f"${self.usd:g}/{self.period}"
+
+    @property
+    def text(self) -> str:
+        """As the keys file and the command line write it."""
+        return f"{self.usd:g}/{self.period}"
+
+
 class GatewaySettings(_Strict):
     keys_file: str | None = None
     max_request_mb: float = Field(20.0, gt=0)

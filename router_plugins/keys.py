@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from router_config.gateway_config import DifficultySetting
+from router_config.gateway_config import DifficultySetting, SpendLimit
 
 KEY_PREFIX = "sk-llmr-"
 
@@ -40,6 +40,8 @@ class TeamKey:
     revoked: bool = False
     difficulty: DifficultySetting | None = None
     """The key's own threshold or share for `auto`'s difficulty score, in place of the config's."""
+    budget: SpendLimit | None = None
+    """Dollars per period this key may spend on priced models (router_plugins/budgets.py)."""
 
     def allows(self, group: str) -> bool:
         return "*" in self.models or group in self.models
@@ -59,6 +61,8 @@ class KeyStore:
     takes nothing away; revoking is the only change a key has, and it is never undone."""
     _known: dict[str, TeamKey] = field(default_factory=dict)
     """Both, a key revoked in either revoked: what lookups read."""
+    _teams: dict[str, SpendLimit] = field(default_factory=dict)
+    """Team budgets, the keys file's `teams:`."""
     _mtime: float | None = None
     _checked_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -81,16 +85,21 @@ class KeyStore:
         self._reload_if_changed(force=True)
         return sorted(self._known.values(), key=lambda k: k.name)
 
+    def team_budget(self, team: str) -> SpendLimit | None:
+        self._reload_if_changed()
+        return self._teams.get(team)
+
+    def team_budgets(self) -> dict[str, SpendLimit]:
+        self._reload_if_changed(force=True)
+        return dict(self._teams)
+
     def learn(self, keys: Iterable[TeamKey]) -> None:
-        """Keys other replicas hold: new ones are added, revocations applied."""
+        """Keys other replicas hold: new ones are added, changes (a budget) applied, revocations never undone."""
         with self._merge_lock:
             shared = dict(self._shared)
             for key in keys:
                 had = shared.get(key.sha256)
-                if had is None:
-                    shared[key.sha256] = key
-                elif key.revoked and not had.revoked:
-                    shared[key.sha256] = replace(had, revoked=True)
+                shared[key.sha256] = replace(key, revoked=True) if had is not None and had.revoked else key
             if shared != self._shared:
                 self._shared = shared
                 self._merge()
@@ -103,10 +112,10 @@ class KeyStore:
         self._known = known
 
     def add(self, name: str, team: str, models: tuple[str, ...] = ("*",), rpm: int | None = None,
-            difficulty: DifficultySetting | None = None) -> str:
+            difficulty: DifficultySetting | None = None, budget: SpendLimit | None = None) -> str:
         """Create a key and return it; only its hash is stored."""
         with self._lock:
-            entries = self._read()
+            entries, teams = self._read_file()
             if any(e["name"] == name and not e.get("revoked") for e in entries):
                 raise KeyFileError(f"a key named '{name}' already exists; revoke it first or pick another name")
             key = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -115,32 +124,44 @@ class KeyStore:
                 entry["rpm"] = rpm
             if difficulty is not None:
                 entry["difficulty"] = difficulty.model_dump(exclude_none=True)
+            if budget is not None:
+                entry["budget"] = budget.text
             entries = [e for e in entries if e["name"] != name] + [entry]
-            self._write(entries)
+            self._write(entries, teams)
             return key
 
     def set_difficulty(self, name: str, difficulty: DifficultySetting | None) -> None:
         """Give an active key its own difficulty threshold or share (None: the config's again)."""
+        self._set(name, "difficulty", difficulty.model_dump(exclude_none=True) if difficulty is not None else None)
+
+    def set_budget(self, name: str, budget: SpendLimit | None) -> None:
+        """Give an active key a budget, or change or remove it (None)."""
+        self._set(name, "budget", budget.text if budget is not None else None)
+
+    def set_team_budget(self, team: str, budget: SpendLimit | None) -> None:
+        """Give a team a budget, or change or remove it (None). It holds for all the team's keys together."""
         with self._lock:
-            entries = self._read()
+            entries, teams = self._read_file()
+            if budget is None:
+                teams.pop(team, None)
+            else:
+                teams[team] = {"budget": budget.text}
+            self._write(entries, teams)
+
+    def _set(self, name: str, field_name: str, value: object) -> None:
+        with self._lock:
+            entries, teams = self._read_file()
             matching = [e for e in entries if e["name"] == name and not e.get("revoked")]
             if not matching:
                 raise KeyFileError(f"no active key named '{name}'")
             for e in matching:
-                e.pop("difficulty", None)
-                if difficulty is not None:
-                    e["difficulty"] = difficulty.model_dump(exclude_none=True)
-            self._write(entries)
+                e.pop(field_name, None)
+                if value is not None:
+                    e[field_name] = value
+            self._write(entries, teams)
 
     def revoke(self, name: str) -> None:
-        with self._lock:
-            entries = self._read()
-            matching = [e for e in entries if e["name"] == name and not e.get("revoked")]
-            if not matching:
-                raise KeyFileError(f"no active key named '{name}'")
-            for e in matching:
-                e["revoked"] = True
-            self._write(entries)
+        self._set(name, "revoked", True)
 
     def _reload_if_changed(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -152,28 +173,36 @@ class KeyStore:
         except FileNotFoundError:
             mtime = None
         if mtime != self._mtime:
-            keys = {k.sha256: k for k in (_to_key(e) for e in self._read())}
+            entries, teams = self._read_file()
+            keys = {k.sha256: k for k in (_to_key(e) for e in entries)}
+            budgets = {str(team): _budget_of(f"team '{team}'", (entry or {}).get("budget"), f"--team {team}") for team, entry in teams.items()}
             with self._merge_lock:
                 self._keys, self._mtime = keys, mtime
+                self._teams = {team: budget for team, budget in budgets.items() if budget is not None}
                 self._merge()
 
-    def _read(self) -> list[dict]:
+    def _read_file(self) -> tuple[list[dict], dict[str, dict]]:
+        """The keys file's key entries and its teams."""
         try:
             raw = yaml.safe_load(self.path.read_text()) or {}
         except FileNotFoundError:
-            return []
+            return [], {}
         except yaml.YAMLError as exc:
             raise KeyFileError(f"{self.path}: not valid YAML: {exc}")
         entries = raw.get("keys", []) if isinstance(raw, dict) else None
         if not isinstance(entries, list) or not all(isinstance(e, dict) and "name" in e and "sha256" in e for e in entries):
             raise KeyFileError(f"{self.path}: `keys` must be a list of entries with name and sha256; recreate it with `llm-router keys add`")
-        return entries
+        teams = raw.get("teams") or {}
+        if not isinstance(teams, dict) or not all(isinstance(t, dict) for t in teams.values()):
+            raise KeyFileError(f"{self.path}: `teams` must map a team to its settings ({{red: {{budget: 200/month}}}}); "
+                               "set a team's budget with `llm-router keys budget --team TEAM 200/month`")
+        return entries, teams
 
-    def _write(self, entries: list[dict]) -> None:
+    def _write(self, entries: list[dict], teams: dict[str, dict]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text("# Managed by `llm-router keys`. Only SHA-256 hashes of keys are stored.\n"
-                       + yaml.safe_dump({"keys": entries}, sort_keys=False))
+                       + yaml.safe_dump({"keys": entries, **({"teams": teams} if teams else {})}, sort_keys=False))
         os.chmod(tmp, 0o600)
         os.replace(tmp, self.path)
         self._checked_at = 0.0
@@ -190,6 +219,7 @@ def _to_key(entry: dict) -> TeamKey:
             raise KeyFileError(f"key '{entry['name']}': difficulty: {problems}; fix it with "
                                f"`llm-router keys difficulty {entry['name']} --share S` (or --threshold T, or --config-default)") from None
     return TeamKey(
+        budget=_budget_of(f"key '{entry['name']}'", entry.get("budget"), str(entry["name"])),
         name=str(entry["name"]),
         team=str(entry.get("team", "")),
         sha256=str(entry["sha256"]),
@@ -198,6 +228,16 @@ def _to_key(entry: dict) -> TeamKey:
         revoked=bool(entry.get("revoked", False)),
         difficulty=difficulty,
     )
+
+
+def _budget_of(whose: str, value: object, fix_target: str) -> SpendLimit | None:
+    if value is None:
+        return None
+    try:
+        return SpendLimit.model_validate(value)
+    except ValidationError as exc:
+        problem = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise KeyFileError(f"{whose}: budget: {problem}; fix it with `llm-router keys budget {fix_target} 50/month` (or none)") from None
 
 
 def same_secret(given: str, expected: str) -> bool:

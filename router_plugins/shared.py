@@ -31,7 +31,7 @@ from litellm.constants import REDIS_CIRCUIT_BREAKER_RECOVERY_TIMEOUT
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from router_config.gateway_config import RedisSettings
+from router_config.gateway_config import DifficultySetting, RedisSettings, SpendLimit
 from router_plugins.affinity import ConversationTiers
 from router_plugins.keys import KeyFileError, KeyStore, TeamKey
 
@@ -219,7 +219,9 @@ class SharedState:
 
 
 def _entry_of(key: TeamKey) -> str:
-    return json.dumps({"name": key.name, "team": key.team, "models": list(key.models), "rpm": key.rpm, "revoked": key.revoked})
+    return json.dumps({"name": key.name, "team": key.team, "models": list(key.models), "rpm": key.rpm, "revoked": key.revoked,
+                       "budget": key.budget.text if key.budget else None,
+                       "difficulty": key.difficulty.model_dump(exclude_none=True) if key.difficulty else None})
 
 
 def _key_of(digest: bytes, entry: bytes) -> TeamKey | None:
@@ -227,6 +229,8 @@ def _key_of(digest: bytes, entry: bytes) -> TeamKey | None:
     try:
         e = json.loads(entry)
         return TeamKey(name=str(e["name"]), team=str(e["team"]), sha256=digest.decode(), models=tuple(str(m) for m in e["models"]),
-                       rpm=None if e["rpm"] is None else int(e["rpm"]), revoked=bool(e["revoked"]))
+                       rpm=None if e["rpm"] is None else int(e["rpm"]), revoked=bool(e["revoked"]),
+                       budget=SpendLimit.model_validate(e["budget"]) if e.get("budget") else None,
+                       difficulty=DifficultySetting.model_validate(e["difficulty"]) if e.get("difficulty") else None)
     except (ValueError, KeyError, TypeError):
         return None
