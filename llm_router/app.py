@@ -42,6 +42,7 @@ from router_plugins import client_dialects, endpoints  # noqa: E402
 from router_plugins.access import Caller, presented_key  # noqa: E402
 from router_plugins.affinity import CONTINUED_HEADER  # noqa: E402
 from router_plugins.auth import CALLER_STATE, LiteLLMAuth  # noqa: E402
+from router_plugins.budgets import REMAINING_HEADER, BudgetStanding  # noqa: E402
 from router_plugins.errors import Api, ApiError, error_meant  # noqa: E402
 from router_plugins.gateway import Gateway  # noqa: E402
 from router_plugins.hooks import RouterHooks, routing_headers  # noqa: E402
@@ -95,7 +96,11 @@ class GatewayApp:
             parsed = parse_body(body, route.operation, route.model) if body is not None else None
             answer.requested = route.model if route.model is not None else (parsed or {}).get("model")
             if caller is not None and caller.is_team and route.access is Access.INFERENCE:
-                self._gateway.access.check_request(caller, route, self._named_group(route, parsed))
+                named = self._named_group(route, parsed)
+                self._gateway.access.check_request(caller, route, named)
+                standing = self._check_budget(caller, named)
+                if standing is not None:
+                    answer.added_headers.append((REMAINING_HEADER.encode(), f"{standing.remaining:.6f}".encode()))
             changed = parsed is not None and self._rewrite(route, parsed, caller)
             if route.operation is Operation.RESPONSES:
                 # Only the door says which response a request continued (affinity keys a conversation by it).
@@ -137,6 +142,19 @@ class GatewayApp:
             raise ApiError(501, "Files and batches go to OpenAI's default base URL (or OPENAI_BASE_URL), which no deployment "
                                 "of this config uses, so llm-router doesn't serve them here.", retryable=False)
         return caller
+
+    def _check_budget(self, caller: Caller, named: str | None) -> BudgetStanding | None:
+        """Where the key's tighter budget stands, if it has one; past it, a 429 for a request that names a priced
+        group, or that no group could serve (the free ones included: then there is nothing to route to)."""
+        gateway = self._gateway
+        standing = gateway.budgets.standing(caller.key)
+        if standing is not None and standing.exhausted:
+            if named is not None and gateway.budgets.is_priced(named):
+                raise standing.refusal()
+            available = gateway.availability_for(caller)
+            if named is None and all(available(group) is not None for group in gateway.config.groups):
+                raise standing.refusal()
+        return standing
 
     def _answers_stored(self, route: Route, scope: Scope) -> bool:
         """Stored responses (GET, DELETE, input_items) are answered from the Responses store, while it is on."""
@@ -267,6 +285,8 @@ class _Answer:
         self._began = time.monotonic()
         self.requested: Any = None
         self.caller: Caller | None = None
+        self.added_headers: list[tuple[bytes, bytes]] = []
+        """The door's own headers on the answer (a budget's remaining dollars)."""
         self.started = False
         self._status = 0
         self._headers: dict[bytes, bytes] = {}
@@ -321,6 +341,8 @@ class _Answer:
                 # none of the headers the hooks give: routing decided before the wait began, so its headers go now.
                 routed = [(name.encode(), value.encode("latin-1")) for name, value in self._routed(self.call_id).items()]
                 message = {**message, "headers": [*(message.get("headers") or []), *routed]}
+            if self.added_headers:
+                message = {**message, "headers": [*(message.get("headers") or []), *self.added_headers]}
             self._headers = dict(message.get("headers") or [])
             self._settle(self._status)
             if self._status >= 500 and not _is_json_or_stream(message):

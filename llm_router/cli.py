@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--team", required=True)
     add.add_argument("--models", default="*", help="comma-separated model groups, or * (default)")
     add.add_argument("--rpm", type=int, default=None, help="requests per minute (default: unlimited)")
+    add.add_argument("--budget", type=_budget, default=None, help="dollars per day, week or month on priced models: 50/month")
     _difficulty_options(add, "; default: the config's routing.difficulty")
     with_config(keys.add_parser("list", help="list keys (never the keys themselves)"))
     revoke = with_config(keys.add_parser("revoke", help="revoke a key by name"))
@@ -77,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     options = _difficulty_options(difficulty, "")
     options.add_argument("--config-default", action="store_true", help="use the config's routing.difficulty again")
     options.required = True
+    budget = with_config(keys.add_parser("budget", help="set, change or remove a key's or a team's budget"))
+    budget.add_argument("name", help="the key's name, or the team's with --team")
+    budget.add_argument("budget", type=_budget_or_none, help="dollars per day, week or month (50/day, 200/week, 1000/month), or none")
+    budget.add_argument("--team", action="store_true", help="NAME is a team: its keys share the budget")
 
     start = with_config(sub.add_parser("start", help="start a local model server and wait until it is ready"))
     start.add_argument("model")
@@ -118,6 +123,21 @@ def _fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{value} is not between 0 and 1")
     return value
+
+
+def _budget(text: str):  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from router_config.gateway_config import SpendLimit
+
+    try:
+        return SpendLimit.model_validate(text)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())) from None
+
+
+def _budget_or_none(text: str):  # type: ignore[no-untyped-def]
+    return None if text.strip().lower() == "none" else _budget(text)
 
 
 def _difficulty_setting(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -367,7 +387,7 @@ def _keys(args: argparse.Namespace) -> int:
             if unknown:
                 print(f"llm-router: unknown model group(s) {unknown}; known: {list(config.groups)}", file=sys.stderr)
                 return EXIT_CONFIG_ERROR
-            key = store.add(args.name, args.team, models or ("*",), args.rpm, _difficulty_setting(args))
+            key = store.add(args.name, args.team, models or ("*",), args.rpm, _difficulty_setting(args), args.budget)
             print(key)
             print(f"Key '{args.name}' for team '{args.team}' created. It is shown only this once; only its hash is stored.", file=sys.stderr)
         elif args.keys_command == "list":
@@ -376,11 +396,21 @@ def _keys(args: argparse.Namespace) -> int:
                 own = k.difficulty.model_dump(exclude_none=True) if k.difficulty else None
                 difficulty = ",".join(f"{n}={v}" for n, v in own.items()) if own else "config"
                 print(f"{k.name}\tteam={k.team}\tmodels={','.join(k.models)}\trpm={rpm}\tdifficulty={difficulty}\t"
-                      f"{'revoked' if k.revoked else 'active'}")
+                      f"budget={k.budget.text if k.budget else 'none'}\t{'revoked' if k.revoked else 'active'}")
+            for team, limit in sorted(store.team_budgets().items()):
+                print(f"team {team}\tbudget={limit.text}")
         elif args.keys_command == "difficulty":
             own = _difficulty_setting(args)
             store.set_difficulty(args.name, own)
             print(f"Key '{args.name}' routes `auto` by " + (f"its own {own.model_dump(exclude_none=True)}." if own else "the config's routing.difficulty."))
+        elif args.keys_command == "budget":
+            if args.team:
+                store.set_team_budget(args.name, args.budget)
+            else:
+                store.set_budget(args.name, args.budget)
+            whose = f"Team '{args.name}'" if args.team else f"Key '{args.name}'"
+            zone = config.settings.spend.time_zone
+            print(f"{whose} may spend {args.budget} on priced models (periods in {zone})." if args.budget else f"{whose} has no budget.")
         else:
             store.revoke(args.name)
             print(f"Key '{args.name}' revoked.")

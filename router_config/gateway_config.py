@@ -239,12 +239,12 @@ class SpendLimit(_Strict):
         return {"usd": float(match.group(1)), "period": match.group(2)}
 
     def __str__(self) -> str:
-        return f"${self.usd:g}/{self.period}"
+        return f"${self.text}"
 
     @property
     def text(self) -> str:
         """As the keys file and the command line write it."""
-        return f"{self.usd:g}/{self.period}"
+        return f"{self.usd:.6f}".rstrip("0").rstrip(".") + f"/{self.period}"
 
 
 class GatewaySettings(_Strict):

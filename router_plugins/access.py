@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from router_plugins.shared import SharedState
 
 FORBIDDEN = "not allowed for this key"
+OVER_BUDGET = "over budget"
+"""Why a priced group is unavailable to a key past its budget or its team's (router_plugins/budgets.py)."""
 
 # Where LiteLLM looks for a key, first match wins (litellm/proxy/auth/user_api_key_auth.py,
 # get_api_key): the door reads the same headers so it judges the key LiteLLM will see.

@@ -88,7 +88,7 @@ class Accounting:
         (LiteLLM's own cost_per_token takes a third of a millisecond). _TIERED: a price that depends on the request's size,
         which only LiteLLM's cost_per_token knows."""
         if self._rates is _UNREAD:
-            self._rates = _rates_of(self._baseline_deployment())
+            self._rates = rates_of(self._baseline_deployment())
         return self._rates
 
     async def _record(self, record: RequestRecord, who: tuple[str, str], kwargs: dict[str, Any], *, status: int, served: str,
@@ -124,7 +124,7 @@ _UNREAD = object()
 _TIERED = (float("nan"), float("nan"))
 
 
-def _rates_of(deployment: Deployment | None) -> tuple[float, float] | None:
+def rates_of(deployment: Deployment | None) -> tuple[float, float] | None:
     if deployment is None:
         return None
     price = deployment.set_price

@@ -31,6 +31,10 @@ _TYPES = {
 }
 
 
+_ANTHROPIC_TYPES = {"insufficient_quota": "billing_error"}
+"""OpenAI's type for a spent quota is Anthropic's billing_error."""
+
+
 @dataclass  # not frozen: Python sets __traceback__ on an exception as it is raised
 class ApiError(Exception):
     status: int
@@ -38,6 +42,8 @@ class ApiError(Exception):
     param: str | None = None
     kind: str | None = None
     """The error's `type`; by default the usual one for its status."""
+    code: str | None = None
+    """The OpenAI format's `code`; by default the status."""
     retryable: bool = True
     """False: the answer carries `x-should-retry: false`, which the OpenAI and Anthropic SDKs obey."""
     groups: tuple[tuple[str, str | None], ...] = ()
@@ -49,6 +55,11 @@ class ApiError(Exception):
         return self.kind or _TYPES.get(self.status, "api_error" if self.status >= 500 else "invalid_request_error")
 
     @property
+    def anthropic_type(self) -> str:
+        """The `type` in Anthropic's words, where they differ from OpenAI's."""
+        return _ANTHROPIC_TYPES.get(self.type, self.type)
+
+    @property
     def extra_fields(self) -> dict[str, Any] | None:
         """What the error adds to its API's shape, as LiteLLM's `provider_specific_fields`; None if nothing."""
         return {"groups": [{"group": group, "why": why} for group, why in self.groups]} if self.groups else None
@@ -56,8 +67,8 @@ class ApiError(Exception):
     def body(self, api: Api) -> bytes:
         extra = {"provider_specific_fields": self.extra_fields} if self.groups else {}
         if api is Api.ANTHROPIC:
-            return json.dumps({"type": "error", "error": {"type": self.type, "message": self.message, **extra}}).encode()
-        error = {"message": self.message, "type": self.type, "param": self.param, "code": str(self.status), **extra}
+            return json.dumps({"type": "error", "error": {"type": self.anthropic_type, "message": self.message, **extra}}).encode()
+        error = {"message": self.message, "type": self.type, "param": self.param, "code": self.code or str(self.status), **extra}
         return json.dumps({"error": error}).encode()
 
     def headers(self) -> list[tuple[bytes, bytes]]:

@@ -19,9 +19,10 @@ from launchers.requirements import missing_requirements
 from launchers.server import ServerState
 from router_config.environment import MASTER_KEY_ENV, worker_count
 from router_config.gateway_config import AffinitySettings, Deployment, GatewayConfig
-from router_plugins.access import FORBIDDEN, AccessPolicy, Caller
+from router_plugins.access import FORBIDDEN, OVER_BUDGET, AccessPolicy, Caller
 from router_plugins.accounting import Accounting
 from router_plugins.affinity import ConversationTiers, response_key
+from router_plugins.budgets import Budgets
 from router_plugins.keys import KeyStore, RateLimiter
 from router_plugins.request_records import RequestRecords
 from router_plugins.remotes import RemoteBackends
@@ -62,6 +63,7 @@ class Gateway:
         """The machine's state database: stored responses and the spend ledger (router_plugins/state/)."""
         self.spend = SpendLedger(self.state, s.spend)
         self.accounting = Accounting(config, self.spend)
+        self.budgets = Budgets(config, self.spend, self.keys)
         self.responses = (ResponseStore(self.state, s.responses, RemoteResponses(s.redis) if s.redis else None)
                           if s.responses.enabled else None)
         """None with `llm_router.responses: false`: previous_response_id then goes to the backend as it is."""
@@ -113,9 +115,15 @@ class Gateway:
         return "; ".join(dict.fromkeys(r for r in reasons if r))
 
     def availability_for(self, caller: Caller) -> Availability:
+        """Why each group can't serve this caller now: its allowlist, its budget (priced groups past it), the machine."""
+        standing = self.budgets.standing(caller.key)
+        over_budget = standing is not None and standing.exhausted
+
         def available(group: str) -> str | None:
             if not caller.may_use(group):
                 return FORBIDDEN
+            if over_budget and self.budgets.is_priced(group):
+                return OVER_BUDGET
             return self.unavailable_reason(group)
 
         return available
@@ -182,6 +190,7 @@ class Gateway:
         if config.routing is not None:
             self.conversations.settings = config.routing.affinity
         self.accounting.reload(config)
+        self.budgets.reload(config)
         self.spend.settings = config.settings.spend
         if self.responses is not None and config.settings.responses.enabled:
             self.responses.settings = config.settings.responses

@@ -39,7 +39,7 @@ from launchers.server import ServerUnavailable
 from router_config.gateway_config import Deployment
 from router_plugins import metrics, output_budget
 from router_plugins.accounting import ACCOUNTED_CALL_TYPES
-from router_plugins.access import FORBIDDEN
+from router_plugins.access import FORBIDDEN, OVER_BUDGET, Caller
 from router_plugins.auth import LiteLLMAuth
 from router_plugins.errors import ApiError, status_of
 from router_plugins.gateway import Gateway
@@ -102,12 +102,14 @@ class RouterHooks(CustomLogger):
         metrics.decided(decision)
         return data
 
-    def _check_chain_can_serve(self, decision: RoutingDecision, data: dict, shape: Shape, caller: Any) -> None:
+    def _check_chain_can_serve(self, decision: RoutingDecision, data: dict, shape: Shape, caller: Caller) -> None:
         """A request whose every hop can't serve here gets its one clear error now, without trying any."""
         gw = self._gateway
         if decision.model not in gw.config.groups:
             return  # a name nobody configured: LiteLLM's own 400 lists the names it knows
         available = gw.availability_for(caller)
+        if decision.reason == "explicit" and available(decision.model) == OVER_BUDGET:
+            raise self._over_budget(caller)  # a priced model by name: never quietly a free fallback instead
         reasons = []
         for group in (decision.model, *decision.fallbacks):
             why = available(group) or gw.router.misfit(group, data, shape)
@@ -118,10 +120,18 @@ class RouterHooks(CustomLogger):
         refused = gw.router.refusal(data, shape, available)
         if refused is not None:
             raise refused
+        if any(why == OVER_BUDGET for _, why in reasons):
+            raise self._over_budget(caller)
         chain = {group for group, _ in reasons}
         reasons += [(s.group, s.why) for s in decision.skipped if s.group not in chain and s.why != FORBIDDEN]  # routing's, for auto
         message = redact(f"No backend can serve this request here. {'; '.join(f'{g}: {why}' for g, why in reasons)}", gw.secrets())
         raise ApiError(503, message, kind="backend_unavailable", retryable=False, groups=tuple(reasons))
+
+    def _over_budget(self, caller: Caller) -> ApiError:
+        standing = self._gateway.budgets.standing(caller.key)
+        if standing is None:  # its budget was taken away this instant
+            return ApiError(503, "A priced model was unavailable to this key for its budget; try again.", kind="backend_unavailable")
+        return standing.refusal()
 
     # ---- every attempt ---------------------------------------------------------------------
 
@@ -132,6 +142,10 @@ class RouterHooks(CustomLogger):
         group = deployment.group if deployment else None
         caller = self._auth.caller_of(_litellm_key(kwargs))
         refused = gw.access.check_attempt(caller, group)
+        if refused is None and group is not None and gw.budgets.is_priced(group):
+            # A fallback hop from a free group to a priced one, past the budget, is not made.
+            standing = gw.budgets.standing(caller.key)
+            refused = OVER_BUDGET if standing is not None and standing.exhausted else None
         if refused:
             gw.requests.attempted(request_id, Attempt(group or "this request", refused, unavailable=True))
             raise BackendUnavailable(refused)
@@ -233,12 +247,12 @@ class RouterHooks(CustomLogger):
         self, request_data: dict, original_exception: Exception, user_api_key_dict: Any, traceback_str: str | None = None
     ) -> HTTPException | None:
         record = self._gateway.requests.record(_request_id(request_data))
-        answer = self._failure_answer(request_data, original_exception)
+        answer = self._failure_answer(request_data, original_exception, user_api_key_dict)
         status = answer.status_code if answer is not None else status_of(original_exception)
         await self._gateway.accounting.failed(record, request_data, self._auth.caller_of(user_api_key_dict), status or 500)
         return answer
 
-    def _failure_answer(self, request_data: dict, original_exception: Exception) -> HTTPException | None:
+    def _failure_answer(self, request_data: dict, original_exception: Exception, user_api_key_dict: Any) -> HTTPException | None:
         gw = self._gateway
         request_id = _request_id(request_data)
         attempts = gw.requests.finish(request_id).attempts
@@ -248,6 +262,8 @@ class RouterHooks(CustomLogger):
         if isinstance(status, int) and status not in _BACKEND_FAILURE_STATUSES and status < 500:
             return None
         error = _failure(attempts, gw.secrets())
+        if error.status == 503 and any(a.why == OVER_BUDGET for a in attempts):
+            error = self._over_budget(self._auth.caller_of(user_api_key_dict))
         gw.requests.failed_with(request_id, error)
         return _Returned(error)
 

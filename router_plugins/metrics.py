@@ -7,9 +7,9 @@ its fallbacks; these say why requests went where they went. Recorded in each wor
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-from router_plugins.access import FORBIDDEN
+from router_plugins.access import FORBIDDEN, OVER_BUDGET
 from router_plugins.routing import CANNOT_CALL_TOOLS, CANNOT_FETCH_MEDIA, RoutingDecision
 
 _DECISIONS = Counter("llm_router_routing_decisions", "Routing decisions, by reason and the group chosen", ["reason", "group"])
@@ -25,6 +25,10 @@ _SPEND = Counter("llm_router_spend_usd", "Dollars spent, as the spend ledger rec
 _AUTO_SPEND = Counter("llm_router_auto_spend_usd", "Dollars auto requests cost, by key name and team", ["key", "team"])
 _AUTO_BASELINE = Counter("llm_router_auto_baseline_usd", "Dollars auto requests would have cost on routing.complex's first group, "
                          "priced from the same tokens, by key name and team", ["key", "team"])
+
+# The latest reading of any worker wins: the spend it is read from is the machine's, not the worker's.
+_BUDGET_USED = Gauge("llm_router_budget_used_ratio", "The share of its current period's budget a key or team has spent "
+                     "(1 = spent), as of its latest request; for alerts at 0.8", ["scope", "name"], multiprocess_mode="mostrecent")
 
 
 def decided(decision: RoutingDecision) -> None:
@@ -46,6 +50,11 @@ def spent(key: str, team: str, group: str, cost: float, baseline: float | None) 
         _AUTO_BASELINE.labels(key, team).inc(baseline)
 
 
+def budget_used(scope: str, name: str, share: float) -> None:
+    """scope: key (name: the key's name) or team."""
+    _BUDGET_USED.labels(scope, name).set(share)
+
+
 def fallback_hop(from_group: str, to_group: str) -> None:
     _HOPS.labels(from_group, to_group).inc()
 
@@ -54,6 +63,8 @@ def _cause(why: str) -> str:
     """A short, bounded label for why a group was skipped (the full reason is in explain)."""
     if why == FORBIDDEN:
         return "not allowed for the key"
+    if why == OVER_BUDGET:
+        return OVER_BUDGET
     if why == CANNOT_CALL_TOOLS:
         return "can't call tools"
     if why == CANNOT_FETCH_MEDIA:

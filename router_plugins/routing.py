@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from router_config.gateway_config import TRIGGER_DEFAULT, DifficultySetting, GatewayConfig
 from router_plugins import output_budget
-from router_plugins.access import FORBIDDEN
+from router_plugins.access import FORBIDDEN, OVER_BUDGET
 from router_plugins.affinity import ConversationKey, ConversationTiers, Tier, conversation_key, higher
 from router_plugins.capabilities import group_capabilities
 from router_plugins.conversation import Conversation, Shape, offers_tools, read
@@ -27,7 +27,7 @@ from router_plugins.errors import ApiError
 from router_plugins.output_budget import OutputBudget
 from router_plugins.signals import SignalReader, Signals, litellm_tiers
 
-Reason = Literal["explicit", "vision", "context", "complex", "default", "affinity"]
+Reason = Literal["explicit", "vision", "context", "complex", "default", "affinity", "budget"]
 _TIER_OF: dict[str, Tier] = {"vision": "vision", "context": "complex", "complex": "complex", "default": "default"}
 
 CANNOT_CALL_TOOLS = "can't call tools"
@@ -151,6 +151,8 @@ class ContentRouter:
             if remembered is not None and higher(tier, remembered) != tier:
                 reason, tier = "affinity", remembered
         group, skipped = self._pick(tier, conversation, availability)
+        if any(s.why == OVER_BUDGET for s in skipped):
+            reason = "budget"  # the tier's priced groups were passed over: the key or its team is past its budget
         return RoutingDecision(group, reason, signals, self._config.fallback_chain(group), skipped, tier, key, remembered)
 
     def output_budget(self, group: str, body: dict[str, Any]) -> OutputBudget | None:
