@@ -293,6 +293,7 @@ def test_the_page_shows_the_charts_for_the_last_hour_then_the_last_day(charted, 
     shown = wait_until(lambda: (v := browser.execute_script(_CHARTS_SHOWN))["shown"] == every and v, 30, "the page to show every chart")
     assert (shown["window"], shown["buckets"]) == ("hour", 60)
     assert MASTER not in browser.page_source and ALICE not in browser.page_source
+    browser.execute_script('document.getElementById("charts-heading").scrollIntoView();')
     shot = tmp_path / "status-charts.png"
     assert browser.save_screenshot(str(shot)) and shot.read_bytes().startswith(b"\x89PNG")
     if os.environ.get("LLM_ROUTER_UPDATE_SCREENSHOT") == "1":
