@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 from router_plugins.state.spend import Series
 
-Window = Literal["hour", "day"]
 WINDOWS: dict[str, tuple[int, int]] = {"hour": (3600, 60), "day": (86400, 900)}
 """A window's length and its bucket, in seconds: the last hour by minute, the last day by quarter hour."""
 Unit = Literal["count", "tokens", "usd", "ms"]
