@@ -7,6 +7,7 @@ drawing functions (router_plugins/charts.py) are checked in-process at the end."
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import shutil
@@ -26,9 +27,11 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
+from router_config.gateway_config import SpendSettings
 from router_plugins import charts
 from router_plugins.keys import hash_key
-from router_plugins.state.spend import Bucket, GroupTotals, Series
+from router_plugins.state.database import StateDatabase
+from router_plugins.state.spend import Bucket, GroupTotals, Series, SpendLedger, SpendRow
 from tests.support.configs import core_config, set_spec
 from tests.support.gateway import Gateway
 from tests.support.waiting import wait_until
@@ -365,3 +368,25 @@ def test_a_budget_bar_turns_amber_at_80_percent_and_red_past_the_budget():
 
 def test_groups_totals_add_input_and_output_tokens():
     assert GroupTotals(1, 10, 5, 0.0).tokens == 15
+
+
+def test_the_ledgers_series_buckets_rows_by_time_with_nearest_rank_percentiles(tmp_path):
+    ledger = SpendLedger(StateDatabase(tmp_path / "state.db"), SpendSettings())
+    now = 1_800_000_030.0  # half a minute into a minute
+    rows = [(now - 3700, "gpt-4o", 200, 10.0, None),  # before the hour: not drawn
+            *((now - 90 + i, "gpt-4o", 200, float(ms), None) for i, ms in enumerate(range(10, 110, 10))),  # ten in one minute
+            (now - 5, "local-text", 200, 7.0, 0.5), (now - 4, "local-text", 502, 1.0, 0.5)]
+
+    async def record() -> None:
+        for i, (at, served, status, ms, baseline) in enumerate(rows):
+            await ledger.record(SpendRow(f"r{i}", at, "k", "t", "chat", "auto", served, "default", status, False, 3, 4,
+                                         0.0 if status >= 400 else 0.1, baseline, ms))
+    asyncio.run(record())
+    series = ledger.series(3600, 60, now)
+    assert len(series.buckets) == 60 and series.end == 1_800_000_060 and series.start == series.end - 3600
+    full, last = series.buckets[-2], series.buckets[-1]
+    assert (full.start, full.requests, full.p50_ms, full.p95_ms) == (1_799_999_940, 10, 50.0, 100.0)
+    assert (last.requests, last.failures, last.p50_ms, last.p95_ms) == (2, 1, 7.0, 7.0)  # the failure's latency isn't counted
+    assert last.saving_usd == pytest.approx(0.4 + 0.5) and last.groups["local-text"].tokens == 14
+    assert sum(b.requests for b in series.buckets) == 12 and series.groups == ["gpt-4o", "local-text"]
+    assert series.key_cost == {("k", "t"): pytest.approx(1.1)}
