@@ -23,6 +23,7 @@ from launchers.server import ServerUnavailable
 from router_plugins.access import MASTER, Caller
 from router_plugins.affinity import CONTINUED_HEADER
 from router_plugins.auth import CALLER_STATE
+from router_plugins.charts import WINDOWS, BudgetBar, charts_html
 from router_plugins.errors import Api, ApiError
 from router_plugins.gateway import Gateway
 from router_plugins.openapi import openapi_document
@@ -34,8 +35,8 @@ from router_plugins.state.responses import ResponseStore
 from router_plugins.state.spend import BY
 from router_plugins.validation import parse_body, parse_object
 
-PATHS = frozenset({"/health", "/v1/health", "/v1/router/explain", "/v1/router/servers", "/v1/router/status", "/router/ui", "/v1/models",
-                   "/models", "/openapi.json", "/v1/router/usage"})
+PATHS = frozenset({"/health", "/v1/health", "/v1/router/explain", "/v1/router/servers", "/v1/router/status", "/v1/router/status/charts",
+                   "/router/ui", "/v1/models", "/models", "/openapi.json", "/v1/router/usage"})
 STATUS_PAGE = "/router/ui"
 _PAGE = Path(__file__).with_name("status_page.html").read_text()
 PATH_PREFIXES = ("/v1/router/servers/", "/v1/models/", "/models/")
@@ -158,6 +159,16 @@ def build_app(gateway: Gateway) -> FastAPI:
             raise ApiError(503, exc.why) from None
         return _redacted(gateway, {"backends": _backends(gateway), **overview, "auto": _auto_share(gateway, overview["decisions"])})
 
+    @app.get("/v1/router/status/charts")
+    async def status_charts(request: Request) -> Response:
+        """The status page's charts for the last hour or day (`window`), an HTML fragment of SVGs drawn here
+        (router_plugins/charts.py) from this machine's spend ledger and the keys file's budgets."""
+        window = request.query_params.get("window", "hour")
+        if window not in WINDOWS:
+            raise ApiError(400, f"window must be one of {', '.join(WINDOWS)}.", "window")
+        fragment = await asyncio.to_thread(_charts, gateway, window)
+        return Response(redact(fragment, gateway.secrets()), media_type="text/html; charset=utf-8", headers={"cache-control": "no-store"})
+
     @app.get(STATUS_PAGE)
     async def page() -> HTMLResponse:
         return status_page(200)
@@ -191,6 +202,37 @@ def _auto_share(gateway: Gateway, decisions: list[dict[str, Any]]) -> dict[str, 
     routed = [d for d in decisions if d.get("reason") not in (None, "explicit")]
     strong = [d for d in routed if d["reason"] in ("complex", "context") or (d["reason"] == "affinity" and d.get("chosen") in complex_groups)]
     return {"decisions": len(routed), "strong": len(strong), "strong_share": round(len(strong) / len(routed), 3) if routed else None}
+
+
+_BUDGET_ROWS = 40
+
+
+def _charts(gateway: Gateway, window: str) -> str:
+    since_s, bucket_s = WINDOWS[window]
+    series = gateway.spend.series(since_s, bucket_s)
+    return charts_html(series, window, _budget_bars(gateway, series.key_cost, window), gateway.spend.settings.zone)
+
+
+def _budget_bars(gateway: Gateway, window_cost: dict[tuple[str, str], float], window: str) -> list[BudgetBar]:
+    """Each active key with a budget (its spend in the budget's current period, every replica's, as the
+    budget check reads it), most used first; each team with a budget; then the keys without one that
+    spent in the window (this machine's ledger), dearest first."""
+    keys = [k for k in gateway.keys.all() if not k.revoked] if gateway.keys is not None else []
+    budgeted = []
+    for k in keys:
+        if k.budget is not None:
+            budgeted.append(BudgetBar(_who(k.name, k.team), gateway.spend.spent("key", k.name, k.budget.period), k.budget.usd, k.budget.period))
+    rows = sorted(budgeted, key=lambda r: (-(r.used or 0.0), r.label))
+    teams = gateway.keys.team_budgets() if gateway.keys is not None else {}
+    rows += [BudgetBar(f"team {team}", gateway.spend.spent("team", team, b.period), b.usd, b.period) for team, b in sorted(teams.items())]
+    named = {k.name for k in keys if k.budget is not None}
+    rows += [BudgetBar(_who(name, team), cost, None, window)
+             for (name, team), cost in sorted(window_cost.items(), key=lambda kv: (-kv[1], kv[0])) if name not in named]
+    return rows[:_BUDGET_ROWS]
+
+
+def _who(name: str, team: str) -> str:
+    return name if not team or team == name else f"{name} ({team})"
 
 
 def _responses(gateway: Gateway) -> ResponseStore:

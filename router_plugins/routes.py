@@ -121,7 +121,7 @@ TEMPLATES: tuple[Template, ...] = (
     _template("GET|HEAD|OPTIONS", ("/health/liveliness", "/health/liveness", "/health/readiness"), Access.PUBLIC),
     _template("GET", (*_versioned("/model/info"), "/model_group/info", "/routes", "/openapi.json", "/active/callbacks",
                       "/get/config/callbacks", "/debug/asyncio-tasks", "/utils/supported_openai_params", "/metrics",
-                      "/v1/router/servers", "/v1/router/status", "/router/ui"), Access.ADMIN),
+                      "/v1/router/servers", "/v1/router/status", "/v1/router/status/charts", "/router/ui"), Access.ADMIN),
     _template("POST", ("/utils/token_counter", "/utils/transform_request", "/v1/router/servers/{name}/{action}"), Access.ADMIN),
 )
 

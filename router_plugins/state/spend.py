@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -101,6 +102,60 @@ class Report:
                 "data": [u.as_json() for u in self.lines], "total": self.total.as_json()}
 
 
+@dataclass(frozen=True)
+class GroupTotals:
+    """One serving group's requests, tokens and spend in a bucket."""
+
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: float
+    """Unix time the bucket begins; it ends bucket_s later."""
+    requests: int
+    failures: int
+    """Requests whose client got an error (status >= 400)."""
+    p50_ms: float | None
+    p95_ms: float | None
+    """Latency of the bucket's answered requests (status < 400), nearest rank; None without one."""
+    saving_usd: float
+    """`auto`'s saving: baseline less cost."""
+    groups: dict[str, GroupTotals]
+
+
+@dataclass(frozen=True)
+class Series:
+    """This machine's ledger rows in consecutive buckets of bucket_s seconds, the last one holding `now`."""
+
+    bucket_s: float
+    buckets: list[Bucket]
+    groups: list[str]
+    """The serving groups seen, most expensive first (then by requests)."""
+    key_cost: dict[tuple[str, str], float]
+    """Spend by (key name, team) over the whole series."""
+
+    @property
+    def start(self) -> float:
+        return self.buckets[0].start
+
+    @property
+    def end(self) -> float:
+        return self.buckets[-1].start + self.bucket_s
+
+
+_SERIES_MARGIN_S = 300.0
+"""How far before a series' start the bisection begins: a row's time and its commit order disagree by a
+request's duration (its `at` is when it began), and rows before the start are then skipped by time."""
+
+
 class SpendLedger:
     def __init__(self, db: StateDatabase, settings: SpendSettings) -> None:
         self._db = db
@@ -171,6 +226,51 @@ class SpendLedger:
             row["stream"] = bool(row["stream"])
             row["at"] = dt.datetime.fromtimestamp(row["at"], self._zone).isoformat(timespec="milliseconds")
             yield row
+
+    def series(self, since_s: float, bucket_s: float, now: float | None = None) -> Series:
+        """This machine's requests, failures, latency percentiles, tokens and spend by serving group, and
+        `auto`'s saving, in buckets of bucket_s seconds covering the last since_s (the status page's charts).
+        Buckets are aligned to multiples of bucket_s since the epoch; the last holds `now`. Reads only the
+        rows since the start (found by bisection) in one read transaction, aggregated by SQLite."""
+        count = max(1, round(since_s / bucket_s))
+        end = (int((time.time() if now is None else now) // bucket_s) + 1) * bucket_s
+        start = end - count * bucket_s
+        reader = self._db.reader()
+        reader.execute("BEGIN")
+        try:
+            first = _first_seq_from(reader, start - _SERIES_MARGIN_S)
+            rows = "FROM spend WHERE seq >= :first AND at >= :start AND at < :end"
+            args = {"first": first, "start": start, "end": end, "size": bucket_s}
+            index = "CAST((at - :start) / :size AS INTEGER)"
+            totals = reader.execute(
+                f"SELECT {index} AS i, served, count(*), sum(status >= 400), sum(input_tokens), sum(output_tokens), sum(cost), "
+                f"sum(coalesce(baseline - cost, 0)) {rows} GROUP BY i, served", args).fetchall()
+            ranks = reader.execute(
+                f"SELECT i, latency_ms, n, c FROM (SELECT i, latency_ms, row_number() OVER (PARTITION BY i ORDER BY latency_ms) AS n, "
+                f"count(*) OVER (PARTITION BY i) AS c FROM (SELECT {index} AS i, latency_ms {rows} AND status < 400)) "
+                "WHERE n = (c * 50 + 99) / 100 OR n = (c * 95 + 99) / 100", args).fetchall()
+            keys = reader.execute(f"SELECT key_name, team, sum(cost) {rows} GROUP BY key_name, team", args).fetchall()
+        finally:
+            reader.execute("COMMIT")
+        groups: list[dict[str, GroupTotals]] = [{} for _ in range(count)]
+        counted = [[0, 0, 0.0] for _ in range(count)]  # requests, failures, saving
+        by_group: dict[str, tuple[float, int]] = {}
+        for i, served, requests, failures, input_tokens, output_tokens, cost, saving in totals:
+            groups[i][served] = GroupTotals(requests, input_tokens, output_tokens, cost)
+            counted[i][0] += requests
+            counted[i][1] += failures
+            counted[i][2] += saving
+            spent, made = by_group.get(served, (0.0, 0))
+            by_group[served] = (spent + cost, made + requests)
+        percentiles: list[dict[int, float]] = [{} for _ in range(count)]
+        for i, latency, n, c in ranks:
+            for p in (50, 95):
+                if n == (c * p + 99) // 100:
+                    percentiles[i][p] = latency
+        buckets = [Bucket(start + i * bucket_s, int(counted[i][0]), int(counted[i][1]), percentiles[i].get(50), percentiles[i].get(95),
+                          counted[i][2], groups[i]) for i in range(count)]
+        order = sorted(by_group, key=lambda g: (-by_group[g][0], -by_group[g][1], g))
+        return Series(bucket_s, buckets, order, {(k, t): cost for k, t, cost in keys})
 
     def since(self, text: str, now: float | None = None) -> dt.date:
         """The first day of a `--since`; raises periods.BadSince."""
