@@ -146,12 +146,13 @@ def test_a_fallback_hop_to_a_model_outside_the_key_is_skipped(setup):
 
 
 def test_a_response_of_a_model_outside_the_key_cannot_be_retrieved(setup):
+    """The Responses store answers by id: to a key other than the one that made a response, it doesn't exist."""
     gw, keys, cloud = setup
     created = _openai(gw, MASTER).responses.create(model="gpt-4o-mini", input="hi")
     before = len(cloud.requests)
     for call in (lambda c: c.responses.retrieve(created.id), lambda c: c.responses.input_items.list(created.id),
                  lambda c: c.responses.delete(created.id)):
-        with pytest.raises(openai.PermissionDeniedError):
+        with pytest.raises(openai.NotFoundError):
             call(_openai(gw, keys["narrow"]))
     assert len(cloud.requests) == before
 
