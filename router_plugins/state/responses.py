@@ -30,7 +30,7 @@ import sqlite3
 import time
 import zlib
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from litellm.proxy.hooks.responses_id_security import decrypted_response_id
 
@@ -38,9 +38,6 @@ from router_config.gateway_config import ResponsesStore as StoreSettings
 from router_plugins.access import Caller
 from router_plugins.errors import ApiError
 from router_plugins.state.database import StateDatabase
-
-if TYPE_CHECKING:
-    from router_plugins.state.replicas import RemoteResponses
 
 log = logging.getLogger("llm_router.responses")
 
@@ -101,6 +98,18 @@ class Kept:
         return (self.key, self.owner, self.created, self.expires, int(self.stored), self.previous, self.body)
 
 
+class RemoteCopies(Protocol):
+    """Where replicas keep their copies of stored responses (replicas.py's RemoteResponses, in Redis)."""
+
+    async def get(self, key: str) -> Kept | None: ...
+
+    async def put(self, kept: Kept, settings: StoreSettings) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    def touch(self, keys: list[str], settings: StoreSettings) -> None: ...
+
+
 def _items(value: Any) -> list[Any]:
     """A Responses `input` as a list of items (a string is one user message)."""
     if isinstance(value, str):
@@ -123,7 +132,7 @@ def _not_found(response_id: str) -> ApiError:
 
 
 class ResponseStore:
-    def __init__(self, db: StateDatabase, settings: StoreSettings, remote: RemoteResponses | None = None) -> None:
+    def __init__(self, db: StateDatabase, settings: StoreSettings, remote: RemoteCopies | None = None) -> None:
         self._db = db
         self.settings = settings
         self._remote = remote
