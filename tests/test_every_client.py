@@ -73,8 +73,10 @@ def _config(tmp, cloud_url: str):
           num_retries: 0
           model_group_alias: {{gpt-4: gpt-4o, claude-3-5-sonnet: claude-sonnet}}
           fallbacks: [{{flaky: [local-plain, gpt-4o]}}, {{no-key: [gpt-4o]}}]
-        # The length rule measures the whole prompt here, so that a long `instructions` or `system` shows it is read.
-        routing: {{vision: [local-vision], complex: [claude-sonnet], default: [local-plain, local-tools, gpt-4o], complexity: {{length_of: prompt}}}}
+        # The length rule measures the whole prompt here, so that a long `instructions` or `system` shows it is read;
+        # the difficulty score is off (threshold 1.0): a random marker's words would otherwise decide some tiers.
+        routing: {{vision: [local-vision], complex: [claude-sonnet], default: [local-plain, local-tools, gpt-4o], complexity: {{length_of: prompt}},
+                   difficulty: {{threshold: 1.0}}}}
         llm_router: {{state_dir: run, log_dir: logs, keys_file: keys.yaml}}
     """))
     (tmp / "keys.yaml").write_text(json.dumps({"keys": [

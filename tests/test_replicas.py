@@ -351,12 +351,12 @@ def test_a_key_with_rpm_10_gets_exactly_10_answers_a_minute_across_both_replicas
 
 @pytest.mark.slow
 def test_a_key_past_its_budget_on_one_replica_is_refused_on_the_other(fleet):
-    key = fleet.add_key(0, "spender", "--budget", "0.000001/day")
+    key = fleet.add_key(0, "budgeted", "--budget", "0.000001/day")
     wait_until(lambda: _knows(fleet.fronts[1], key), 5, "the other replica to know the new key and its budget")
     assert _chat(fleet.fronts[0], "gpt-4o", key).status_code == 200
     wait_until(lambda: _chat(fleet.fronts[1], "gpt-4o", key).status_code == 429, 15, "the other replica to see the spend through Redis")
     refused = _chat(fleet.fronts[1], "gpt-4o", key)
-    assert refused.json()["error"]["code"] == "insufficient_quota" and "spender" in refused.json()["error"]["message"]
+    assert refused.json()["error"]["code"] == "insufficient_quota" and "budgeted" in refused.json()["error"]["message"]
 
 
 @pytest.mark.slow

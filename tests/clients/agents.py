@@ -130,8 +130,9 @@ class AgentsSdk:
             """The weather in a city."""
             return f"sunny in {city}"
 
+        # Greedy: a small real model sampled at random can ramble to its output limit, which the SDK takes as an error.
         agent = agents.Agent(name="assistant", instructions="Answer briefly.", tools=[weather] if tool else [],
-                             model=agents.OpenAIResponsesModel(endpoint.model, client))
+                             model=agents.OpenAIResponsesModel(endpoint.model, client), model_settings=agents.ModelSettings(temperature=0))
         run_input: Any = [*self._history, {"role": "user", "content": prompt}] if follow_up and not self._chained else prompt
         chaining: dict[str, Any] = {}
         if self._chained:

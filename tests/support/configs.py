@@ -114,7 +114,7 @@ CLIENTS_TEAM_KEY = "sk-llmr-clients-team-0001"
 """A team key for the real-client tests: every group, as a team's own key would be."""
 
 
-def clients_config(tmp: Path, cloud_url: str) -> Path:
+def clients_config(tmp: Path, cloud_url: str, difficulty: str = "{share: 0.25}") -> Path:
     """What a team runs: OpenAI and Anthropic on the fake cloud, and a small local model (the fake server
     with vLLM's window check: 2,048 tokens for input and output together) that calls tools."""
     from router_plugins.keys import hash_key
@@ -139,17 +139,18 @@ def clients_config(tmp: Path, cloud_url: str) -> Path:
         router_settings:
           num_retries: 0
           fallbacks: [{{local-text: [claude-sonnet]}}]
-        routing: {{vision: [gpt-4o], complex: [claude-sonnet, gpt-4o], default: [local-text]}}
+        routing: {{vision: [gpt-4o], complex: [claude-sonnet, gpt-4o], default: [local-text], difficulty: {difficulty}}}
         llm_router: {{state_dir: run, log_dir: logs, keys_file: keys.yaml}}
     """))
     return path
 
 
 @contextmanager
-def clients_gateway(tmp: Path) -> Iterator[tuple[Gateway, FakeCloud]]:
-    """A gateway on clients_config, with a master key and both providers' keys, and its fake cloud."""
+def clients_gateway(tmp: Path, difficulty: str = "{share: 0.25}") -> Iterator[tuple[Gateway, FakeCloud]]:
+    """A gateway on clients_config, with a master key and both providers' keys, and its fake cloud.
+    difficulty: routing.difficulty."""
     with FakeCloud() as cloud:
         env = {"OPENAI_API_KEY": "sk-test-clients-cfg-0001", "ANTHROPIC_API_KEY": "sk-ant-test-clients-cfg-0001",
                "LLM_ROUTER_MASTER_KEY": "sk-master-clients-cfg"}
-        with Gateway(clients_config(tmp, cloud.url), env) as gw:
+        with Gateway(clients_config(tmp, cloud.url, difficulty), env) as gw:
             yield gw, cloud
