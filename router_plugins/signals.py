@@ -5,7 +5,7 @@
   bytes (plus each turn's framing) fit the window can't overflow it and is never counted; nor is
   one with images (vision wins whatever its length). The rest is counted exactly with LiteLLM's
   counter up to the length rule's limit, and estimated from its size beyond, where the length rule
-  has already decided.
+  has already decided, or where the difficulty score sends the request to `routing.complex` anyway.
 - **difficulty** is the score of router_plugins/difficulty.py on the user's own words (their
   first `SCORED_CHARS` characters: the last user turn's, after the first one's in a longer
   conversation), for a text request the length rule hasn't decided.
@@ -73,9 +73,11 @@ class SignalReader:
         chars, user_chars = conversation.chars, conversation.user_chars
         if conversation.images:
             return Signals(chars, user_chars, estimate_tokens(conversation), True, conversation.images, None, None)
-        # Counted exactly only up to max_chars, so that the count's cost is bounded too.
-        tokens, estimated = self._tokens(conversation, window) if chars <= self.max_chars else (estimate_tokens(conversation), True)
         difficulty = self.difficulty(conversation)
+        # Counted exactly only up to max_chars, so that the count's cost is bounded too; and not for a request the
+        # score already sends to routing.complex, where an overflowing window would send it too (reason `complex`).
+        hard = difficulty is not None and difficulty >= threshold
+        tokens, estimated = self._tokens(conversation, window) if chars <= self.max_chars and not hard else (estimate_tokens(conversation), True)
         if difficulty is None:
             return Signals(chars, user_chars, tokens, estimated, 0, None, None)
         if self.classify is None:
