@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Literal, TypeVar
 
 import redis
@@ -72,6 +73,19 @@ return {tostring(now), redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. since, '+inf'
 
 RedisState = Literal["up", "recovering", "down"]
 Client = TypeVar("Client", redis.Redis, redis.asyncio.Redis)
+
+
+def keep_ticking(tick: Callable[[], None], lost: Callable[[redis.RedisError], None], doing: str) -> None:
+    """A Redis-sharing thread's loop: `tick` every TICK_S, forever; a Redis error goes to `lost`, anything else
+    is logged and the next tick tries again."""
+    while True:
+        try:
+            tick()
+        except redis.RedisError as exc:
+            lost(exc)
+        except Exception:
+            log.exception("%s through Redis failed; trying again", doing)
+        time.sleep(TICK_S)
 
 
 def connect(settings: RedisSettings, client: type[Client]) -> Client:
@@ -138,14 +152,7 @@ class SharedState:
         return self._processes
 
     def _run(self) -> None:
-        while True:
-            try:
-                self._tick()
-            except redis.RedisError as exc:
-                self._lost(exc)
-            except Exception:
-                log.exception("sharing state through Redis failed; trying again")
-            time.sleep(TICK_S)
+        keep_ticking(self._tick, self._lost, "sharing state")
 
     def _tick(self) -> None:
         pipe = self._client.pipeline(transaction=False)

@@ -40,7 +40,7 @@ import redis
 import redis.asyncio
 
 from router_config.gateway_config import RedisSettings, ResponsesStore
-from router_plugins.shared import TICK_S, connect
+from router_plugins.shared import connect, keep_ticking
 from router_plugins.state import periods
 from router_plugins.state.database import StateDatabase
 from router_plugins.state.responses import Kept
@@ -178,16 +178,12 @@ class UsageReplication:
         self._thread.start()
 
     def _run(self) -> None:
-        while True:
-            try:
-                if self._elected():
-                    self.tick()
-                    self._answered()
-            except redis.RedisError as exc:
-                self._lost(exc)
-            except Exception:
-                log.exception("sharing spend totals through Redis failed; trying again")
-            time.sleep(TICK_S)
+        keep_ticking(self._tick_if_elected, self._lost, "sharing spend totals")
+
+    def _tick_if_elected(self) -> None:
+        if self._elected():
+            self.tick()
+            self._answered()
 
     def _elected(self) -> bool:
         """Whether this process is the one of its machine that shares totals (it stays so until it exits)."""
