@@ -46,7 +46,7 @@ from router_plugins.gateway import Gateway
 from router_plugins.request_records import Attempt, Decision
 from router_plugins.redaction import redact
 from router_plugins.conversation import Shape
-from router_plugins.routing import RoutingDecision
+from router_plugins.routing import Availability, RoutingDecision
 
 log = logging.getLogger("llm_router.hooks")
 
@@ -89,9 +89,10 @@ class RouterHooks(CustomLogger):
         caller = self._auth.caller_of(user_api_key_dict)
         headers = (data.get("proxy_server_request") or {}).get("headers") or {}
         try:
-            decision = gw.router.decide(data, shape, gw.availability_for(caller), gw.conversations, headers, caller.difficulty)
+            available = gw.availability_for(caller)  # reads the key's budget: once per request
+            decision = gw.router.decide(data, shape, available, gw.conversations, headers, caller.difficulty)
             gw.access.check_group(caller, decision.model)
-            self._check_chain_can_serve(decision, data, shape, caller)
+            self._check_chain_can_serve(decision, data, shape, caller, available)
         except ApiError as exc:
             raise _raised(exc) from None
         data["model"] = decision.model
@@ -102,12 +103,11 @@ class RouterHooks(CustomLogger):
         metrics.decided(decision)
         return data
 
-    def _check_chain_can_serve(self, decision: RoutingDecision, data: dict, shape: Shape, caller: Caller) -> None:
+    def _check_chain_can_serve(self, decision: RoutingDecision, data: dict, shape: Shape, caller: Caller, available: Availability) -> None:
         """A request whose every hop can't serve here gets its one clear error now, without trying any."""
         gw = self._gateway
         if decision.model not in gw.config.groups:
             return  # a name nobody configured: LiteLLM's own 400 lists the names it knows
-        available = gw.availability_for(caller)
         if decision.reason == "explicit" and available(decision.model) == OVER_BUDGET:
             raise self._over_budget(caller)  # a priced model by name: never quietly a free fallback instead
         reasons = []
