@@ -377,6 +377,14 @@ def test_free_port_never_hands_out_a_port_twice() -> None:
     assert len(set(ports)) == len(ports)
 
 
+def test_free_port_hands_out_no_port_an_outgoing_connection_may_take() -> None:
+    """An outgoing connection takes a port from the kernel's ephemeral range as its own; a gateway handed that
+    port seconds earlier then fails to bind it (a CI run lost a test to 'address already in use')."""
+    low, high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = [free_port() for _ in range(50)]
+    assert not [p for p in ports if low <= p <= high]
+
+
 def test_a_gateway_is_ready_only_when_it_is_its_own_process_that_answers_on_its_port(tmp_path: Path, cloud: FakeCloud) -> None:
     """Another process answering on the port (here an impostor that answers anything 200) is never taken for the gateway."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -23,26 +24,45 @@ FAKE_MODEL_SERVER = REPO / "tests" / "fakes" / "model_server.py"
 _HANDED_OUT = Path(tempfile.gettempdir()) / "llm-router-test-ports"
 """One file per port free_port() has handed out, in any process on this machine."""
 _HANDED_OUT_FOR_S = 1800.0
-_DRAWS = 100
+_DRAWS = 200
+_RANGE_SIZE = 12000
 
 
 def free_port() -> int:
     """A port nothing listens on, handed out once per half hour to all the test and bench processes of
-    this machine. The kernel's bind to port 0 draws only odd ports and gives one back within a few
-    draws (measured: 117 repeats in 2,000 draws, one at once); xdist workers draw at once, and the
-    port a gateway is given is bound only after it has imported LiteLLM, seconds later."""
+    this machine. It lies below the kernel's ephemeral range: a gateway binds its port only after it has
+    imported LiteLLM, seconds later, and in between any outgoing connection (tests make thousands) may
+    take an ephemeral port as its own, which then can't be bound (seen in CI: a gateway exited with
+    'address already in use'). xdist workers draw at once, hence the marks."""
     try:
         _HANDED_OUT.mkdir()
         _HANDED_OUT.chmod(0o1777)  # like the temp folder itself: every user's test processes share it
     except FileExistsError:
         pass
+    high = _ephemeral_low()
+    draws = random.Random()
     for _ in range(_DRAWS):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if _hand_out(_HANDED_OUT / str(port)):
-            break
-    return port  # after _DRAWS draws of ports all handed out lately, the kernel's last one
+        port = draws.randrange(high - _RANGE_SIZE, high)
+        if _bindable(port) and _hand_out(_HANDED_OUT / str(port)):
+            return port
+    raise RuntimeError(f"no free port below {high} after {_DRAWS} draws")
+
+
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands to outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 def _hand_out(mark: Path) -> bool:
