@@ -20,6 +20,7 @@ disconnects, ending its leases.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -435,6 +436,9 @@ def _lifespan_send(gateway: Gateway, send: Any) -> Any:
             removed = inert_hooks.remove()
             log.info("LiteLLM proxy hooks with nothing to enforce here, turned off: %s", ", ".join(removed) or "none")
             gateway.start()
+            # What LiteLLM built at import lives as long as the process: the collector need never walk it again.
+            gc.collect()
+            gc.freeze()
         elif message["type"] == "lifespan.shutdown.complete":
             await gateway.servers.close()
             gateway.state.close()  # what is queued is committed first

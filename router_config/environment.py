@@ -40,6 +40,12 @@ DEFAULTS = {
     # replicas' cooldowns and rate limits stay per process until then (router_plugins/shared.py).
     # Without llm_router.redis LiteLLM has no Redis and this changes nothing.
     "REDIS_CIRCUIT_BREAKER_RECOVERY_TIMEOUT": "2",
+    # LiteLLM's own knob for the collector's thresholds (gen0, gen1, gen2; Python's default is 700, 10, 10).
+    # On Python 3.11 a collection that starts while a ContextVar is being set can free the context's
+    # variables under it when a finalizer sets one too (CPython gh-148891, fixed only in 3.12's collector);
+    # LiteLLM sets one per routed request. The gateway died of it twice in the bench. Collecting 30 times
+    # less often makes that rarer, and each young collection still takes well under a millisecond.
+    "PYTHON_GC_THRESHOLD": "20000,20,20",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import subprocess
 import sys
@@ -180,3 +181,13 @@ def test_litellm_gets_our_plugins_once_and_every_alias_we_resolve(tmp_path):
     aliases = derived["router_settings"]["model_group_alias"]
     assert aliases["Qwen3-14B-unsloth-bnb-4bit"] == "qwen3-14b" and aliases["gpt-4"] == "gpt-4o"
     assert "routing" not in derived and all(entry["model_info"]["id"] for entry in derived["model_list"])
+
+
+def test_the_gateway_runs_litellm_with_rare_garbage_collections():
+    """Python 3.11's collector can free a context's variables under a ContextVar.set (CPython gh-148891); a bench
+    gateway died of it twice. The gateway's environment asks LiteLLM, which sets the thresholds at import, for rarer ones."""
+    probe = ("import gc, os; from router_config import environment; environment.apply_defaults(); "
+             "import litellm.proxy.common_utils.debug_utils; print(gc.get_threshold())")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON_GC_THRESHOLD"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
+    assert done.stdout.strip().splitlines()[-1] == "(20000, 20, 20)", done.stderr[-2000:]
