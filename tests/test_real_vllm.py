@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
@@ -77,42 +78,46 @@ def smollm2_prepared() -> None:
     assert prepared.returncode == 0, prepared.stderr[-3000:]
 
 
-def test_on_a_bare_machine_auto_is_answered_by_smollm2_on_the_cpu(tmp_path, smollm2_prepared):
-    config = shipped_config_copy(tmp_path, link_cpu_weights=True)
-    with Gateway(config) as gw:  # no API keys, no GPU
-        explain = gw.post("/v1/router/explain", {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}).json()
-        assert explain["model"] == "smollm2-135m-cpu"
-        assert {s["group"] for s in explain["skipped"]} == {"qwen3-14b"}
-        raw = gw.client(timeout=300).chat.completions.with_raw_response.create(
-            model="auto", temperature=0, messages=[{"role": "user", "content": "What is the capital of France?"}])
-        assert raw.headers["x-llm-router-model"] == "smollm2-135m-cpu"
-        assert "Paris" in raw.parse().choices[0].message.content
-        assert gw.get("/v1/health").json()["backends"]["smollm2-135m-cpu"]["state"] == "ready"
+@pytest.fixture(scope="module")
+def smollm2_gateway(tmp_path_factory, smollm2_prepared) -> Iterator[Gateway]:
+    """The shipped config on a bare machine (no API keys, no GPU): auto's default is SmolLM2, started by the first
+    request and shared by this module's tests, which each ask through another client API. When the gateway
+    stops, so does the server it started."""
+    config = shipped_config_copy(tmp_path_factory.mktemp("smollm2"), link_cpu_weights=True)
+    with Gateway(config) as gw:
+        yield gw
     assert not processes_matching(str(REPO / "models" / "smollm2-135m-cpu"))
 
 
-def test_an_anthropic_client_with_a_coding_agents_max_tokens_gets_smollm2s_answer_through_auto(tmp_path, smollm2_prepared):
+def test_on_a_bare_machine_auto_is_answered_by_smollm2_on_the_cpu(smollm2_gateway):
+    gw = smollm2_gateway
+    explain = gw.post("/v1/router/explain", {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}).json()
+    assert explain["model"] == "smollm2-135m-cpu"
+    assert {s["group"] for s in explain["skipped"]} == {"qwen3-14b"}
+    raw = gw.client(timeout=300).chat.completions.with_raw_response.create(
+        model="auto", temperature=0, messages=[{"role": "user", "content": "What is the capital of France?"}])
+    assert raw.headers["x-llm-router-model"] == "smollm2-135m-cpu"
+    assert "Paris" in raw.parse().choices[0].message.content
+    assert gw.get("/v1/health").json()["backends"]["smollm2-135m-cpu"]["state"] == "ready"
+
+
+def test_an_anthropic_client_with_a_coding_agents_max_tokens_gets_smollm2s_answer_through_auto(smollm2_gateway):
     """Claude Code and its kind send max_tokens: 32,000; SmolLM2's window is 2,048 tokens for input and output together."""
-    config = shipped_config_copy(tmp_path, link_cpu_weights=True)
-    with Gateway(config) as gw:  # no API keys, no GPU: auto's default is SmolLM2
-        client = anthropic.Anthropic(base_url=gw.url, api_key="unused", max_retries=0, timeout=300)
-        raw = client.messages.with_raw_response.create(model="auto", max_tokens=32000, extra_body={"temperature": 0},
-                                                       messages=[{"role": "user", "content": "What is the capital of France?"}])
-        assert raw.headers["x-llm-router-model"] == "smollm2-135m-cpu"
-        assert 0 < int(raw.headers["x-llm-router-max-tokens"]) < 2048
-        assert "Paris" in raw.parse().content[0].text
+    client = anthropic.Anthropic(base_url=smollm2_gateway.url, api_key="unused", max_retries=0, timeout=300)
+    raw = client.messages.with_raw_response.create(model="auto", max_tokens=32000, extra_body={"temperature": 0},
+                                                   messages=[{"role": "user", "content": "What is the capital of France?"}])
+    assert raw.headers["x-llm-router-model"] == "smollm2-135m-cpu"
+    assert 0 < int(raw.headers["x-llm-router-max-tokens"]) < 2048
+    assert "Paris" in raw.parse().content[0].text
 
 
-def test_the_agents_sdk_chains_turns_by_previous_response_id_through_auto_to_smollm2(tmp_path, smollm2_prepared):
+def test_the_agents_sdk_chains_turns_by_previous_response_id_through_auto_to_smollm2(smollm2_gateway):
     """vLLM keeps no responses (unless started with its opt-in store): the gateway's Responses store sends it the
     whole conversation on each turn, so an agent that chains by previous_response_id gets its answers."""
-    config = shipped_config_copy(tmp_path, link_cpu_weights=True)
-    with Gateway(config) as gw:  # no API keys, no GPU: auto's default is SmolLM2
-        client = AgentsSdk(chained=True)
-        endpoint = Endpoint(gw.url, "unused", "auto")
-        first = client.ask(endpoint, "What is the capital of France?")
-        second = client.ask(endpoint, "And of Germany?", follow_up=True)
-        assert first.text.strip() and second.text.strip()
-        kept = gw.get(f"/v1/responses/{client.last_response_id}/input_items?order=asc").json()["data"]
-        assert [item.get("role") for item in kept] == ["user", "assistant", "user"]
-
+    client = AgentsSdk(chained=True)
+    endpoint = Endpoint(smollm2_gateway.url, "unused", "auto")
+    first = client.ask(endpoint, "What is the capital of France?")
+    second = client.ask(endpoint, "And of Germany?", follow_up=True)
+    assert first.text.strip() and second.text.strip()
+    kept = smollm2_gateway.get(f"/v1/responses/{client.last_response_id}/input_items?order=asc").json()["data"]
+    assert [item.get("role") for item in kept] == ["user", "assistant", "user"]
